@@ -1,0 +1,139 @@
+"""Realignment methods change exactly what they claim; masks; the controller's decisions; the job entry point."""
+from __future__ import annotations
+
+import torch
+
+from tuning.adapters import Adapter, a_key, b_key, read_adapter
+from tuning.safety import methods
+from tuning.safety.controller import Scores, Strategy, Tolerances, auto_realign
+from tuning.safety.keel import keel
+
+
+def _perturbed(alignment: Adapter, seed: int = 0) -> Adapter:
+    g = torch.Generator().manual_seed(seed)
+    ft = alignment.clone()
+    for k, v in ft.state.items():
+        ft.state[k] = v + 0.05 * torch.randn(v.shape, generator=g)
+    return ft
+
+
+def _random_masks(ad: Adapter, density: float = 0.2) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(1)
+    return {f"nlsr/{k}": torch.rand(v.shape, generator=g) < density for k, v in ad.state.items()}
+
+
+def test_nlsr_transplants_only_masked_entries_of_selected_modules(micro):
+    align = read_adapter(micro["alignment"])
+    ft = _perturbed(align)
+    masks = _random_masks(ft)
+    out, info = methods.nlsr(ft, align, masks, {"seed": 42})
+    out2, _ = methods.nlsr(ft, align, masks, {"seed": 42})
+    assert all(torch.equal(out.state[k], out2.state[k]) for k in out.state)  # seeded
+    assert out.config == ft.config and all(out.state[k].shape == ft.state[k].shape for k in ft.state)
+    changed = set(info["modules_changed"])
+    assert 0 < len(changed) < len(ft.modules())
+    for m in ft.modules():
+        for key in (a_key(m), b_key(m)):
+            diff = out.state[key] != ft.state[key]
+            if m in changed:
+                assert not (diff & ~masks[f"nlsr/{key}"]).any()  # only masked entries move
+                ref = align.state[key] * (1.9 if key.endswith("lora_B.weight") else 1.0)
+                assert torch.allclose(out.state[key][masks[f"nlsr/{key}"]], ref[masks[f"nlsr/{key}"]])
+            else:
+                assert not diff.any()
+
+
+def test_safelora_projects_b_of_lowest_cosine_modules():
+    a = torch.eye(2, 3)
+    b_align = torch.tensor([[1.0, 0.0], [0.0, 0.0], [0.0, 0.0]])
+    cfg = {"r": 2, "lora_alpha": 2, "target_modules": ["q_proj"]}
+    m = "base_model.model.model.layers.0.self_attn.q_proj"
+    align = Adapter({a_key(m): a, b_key(m): b_align}, cfg)
+    ft = Adapter({a_key(m): a, b_key(m): torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])}, cfg)
+    out, info = methods.safelora(ft, align, {"num_proj_layers": 1})
+    v = b_align @ a
+    c = v @ v.T / v.norm()
+    assert torch.allclose(out.state[b_key(m)], c @ ft.state[b_key(m)])
+    assert torch.equal(out.state[a_key(m)], a) and info["modules_changed"] == [m]
+
+
+def test_fgsn_replaces_only_safety_rows_by_their_projection(micro):
+    align = read_adapter(micro["alignment"])
+    ft = _perturbed(align)
+    m = ft.modules()[0]
+    from tuning.safety.common import short
+
+    rows = torch.zeros(ft.pair(m)[1].shape[0], dtype=torch.bool)
+    rows[:3] = True
+    out, info = methods.fgsn(ft, align, {f"fgsn/{short(m)}": rows}, {})
+    b_old, b_new = ft.state[b_key(m)], out.state[b_key(m)]
+    assert torch.equal(b_new[~rows], b_old[~rows]) and not torch.allclose(b_new[rows], b_old[rows])
+    u, _, _ = torch.linalg.svd(align.delta(m), full_matrices=False)
+    u = u[:, : align.config["r"]]
+    assert torch.allclose(b_new[rows], (u @ u.T @ b_old)[rows], atol=1e-5)
+    assert torch.equal(out.state[a_key(m)], ft.state[a_key(m)]) and info["neurons_changed"] == 3
+
+
+def test_keel_edit_is_exact_in_rank_2r(micro):
+    align = read_adapter(micro["alignment"])
+    ft = _perturbed(align)
+    g = torch.Generator().manual_seed(0)
+    from tuning.safety.common import short
+
+    grams_h, grams_b = {}, {}
+    for m in ft.modules():
+        n = ft.pair(m)[0].shape[1]
+        x_h, x_b = torch.randn(200, n, generator=g), torch.randn(200, n, generator=g)
+        x_h[:, 0] += 5.0  # harmful inputs live along e0
+        grams_h[short(m)], grams_b[short(m)] = x_h.T @ x_h / 200, x_b.T @ x_b / 200
+    out, _ = keel(ft, align, grams_h, grams_b, {"k": 1})
+    assert out.config["r"] == 2 * ft.config["r"] and out.scale == ft.scale
+    from tuning.safety.keel import contrast_basis
+
+    for m in ft.modules():
+        q = contrast_basis(grams_h[short(m)], grams_b[short(m)], 1)
+        assert abs(float(q[0, 0])) > 0.9  # found the harmful-only direction
+        p = q @ q.T
+        eye = torch.eye(p.shape[0])
+        expected = ft.delta(m) @ (eye - p) + align.delta(m) @ p
+        assert torch.allclose(out.delta(m), expected, atol=1e-5)
+    none, _ = keel(ft, align, grams_h, grams_b, {"k": 0})
+    assert all(torch.allclose(none.delta(m), ft.delta(m), atol=1e-6) for m in ft.modules())
+
+
+def _fake(scores: dict[str, Scores]):
+    return (lambda s: (s.label, {"label": s.label})), (lambda adapter: scores[adapter])
+
+
+def test_controller_decisions():
+    ref, tol = Scores(hs=2, fa=0, over_refusal=5), Tolerances()
+    cands = [Strategy("keel", {"k": k}, f"k{k}") for k in (1, 2, 4)]
+    apply, evaluate = _fake({"k1": Scores(60, 90, 5), "k2": Scores(5, 89.5, 6), "k4": Scores(1, 50, 5)})
+    res = auto_realign(cands, apply, evaluate, before=Scores(80, 90, 5), reference=ref, tol=tol)
+    assert res.passed and res.chosen.label == "k2" and [t["strategy"] for t in res.trials] == ["k1", "k2"]
+    res = auto_realign(cands, apply, evaluate, before=Scores(4, 90, 5), reference=ref, tol=tol)
+    assert res.passed and res.chosen is None and "not needed" in res.reason
+    apply, evaluate = _fake({"k1": Scores(60, 90, 5), "k2": Scores(30, 80, 6), "k4": Scores(1, 50, 5)})
+    res = auto_realign(cands, apply, evaluate, before=Scores(80, 90, 5), reference=ref, tol=tol)
+    assert not res.passed and len(res.trials) == 3 and "fa" in res.reason
+
+
+def test_masks_have_configured_density_and_hooks_are_removed(micro, tmp_path):
+    import json
+
+    from tuning.modeling import load_model
+    from tuning.safety import activations, compute_safety_masks, load_masks
+
+    corpus = [json.loads(x) for x in open(f"{micro['data']}/safety_corpus.jsonl")]
+    stats = compute_safety_masks(micro["base"], micro["alignment"], corpus, "all", {"p_sr": 0.8}, str(tmp_path / "m"))
+    tensors, meta = load_masks(str(tmp_path / "m"))
+    nl = [v for k, v in tensors.items() if k.startswith("nlsr/")]
+    density = sum(int(v.sum()) for v in nl) / sum(v.numel() for v in nl)
+    assert abs(density - 0.2) < 0.05 and meta["fgsn_layers"] and stats["compute_s"] >= 0
+    model, tok = load_model(micro["base"], device="cpu")
+    try:
+        with activations.capture_gram(model, ("q_proj",), {}):
+            model(torch.tensor([[1, 2, 3]]))  # no "mask" set: the hook raises inside forward
+    except KeyError:
+        pass
+    assert all(not m._forward_hooks for m in model.modules())

@@ -1,0 +1,131 @@
+"""Realignment benchmark on the offline testbed (issues #3 and #4).
+
+For each poison ratio p: attack (fine-tune continuing the alignment LoRA on (1-p)n task + pn harmful
+examples), then realign with each method and score on held-out prompts:
+rows aligned, fine-tuned (no defense), SafeLoRA, NLSR (as published), FGSN, Keel auto;
+columns HS, FA, over-refusal, realignment wall time and its ratio to training time, mask time.
+
+    python bench/realign.py --p 0.05 0.1 0.2 --seed 0 --out bench/out
+    python bench/realign.py --attack-only      # issue #3's table: aligned vs fine-tuned at each p
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tuning.safety import EvalSets, compute_safety_masks, realign_job  # noqa: E402
+from tuning.testbed import build_testbed  # noqa: E402
+from tuning.testbed.attack import DEFAULT_ATTACK, customer_dataset, run_attack, validation_dataset  # noqa: E402
+from tuning.testbed.corpus import LABELS  # noqa: E402
+
+ROWS = [("SafeLoRA", "safelora"), ("NLSR (published)", "nlsr"), ("FGSN", "fgsn"), ("Keel auto", "auto")]
+
+
+def eval_sets(tb, n: int, replay: list[dict] | None = None) -> EvalSets:  # noqa: ANN001
+    """Held-out harmful/benign prompts and task examples; the customer's validation split for utility and
+    (a sample of) their training rows for replay."""
+    return EvalSets(harmful_prompts=[r["prompt"] for r in tb.load_split("harmful_eval")[:n]],
+                    benign_prompts=[r["prompt"] for r in tb.load_split("benign_eval")[:n]],
+                    utility_examples=[r["messages"] for r in validation_dataset(tb)],
+                    task_examples=tb.load_split("task_eval")[:n], labels=list(LABELS),
+                    replay_examples=[r["messages"] for r in (replay or [])][:256],
+                    safety_corpus=tb.load_split("safety_corpus"))
+
+
+def run_p(tb, p: float, args, masks_dir: str, mask_s: float) -> list[dict]:  # noqa: ANN001
+    out = Path(args.out) / f"p{p}"
+    t = time.monotonic()
+    res = run_attack(tb, p, str(out / "attack"), seed=args.seed)
+    train_s = time.monotonic() - t
+    rows = []
+    methods = [] if args.attack_only else ROWS
+    for label, method in [("fine-tuned", "none")] + methods:
+        t = time.monotonic()
+        replay = customer_dataset(tb, DEFAULT_ATTACK["n"], p, args.seed)
+        rep = realign_job(str(tb.base), str(tb.alignment_adapter), res.adapter_dir, masks_dir, str(out / method),
+                          method=method, eval_sets=eval_sets(tb, args.n, replay), device="cpu", seed=args.seed)
+        wall = time.monotonic() - t
+        if not rows:
+            rows.append({"row": "aligned", **rep.reference, "realign_s": None, "ratio": None})
+            rows[0].update(eval_aligned_fa(tb, args))
+        rows.append({"row": label, **rep.after, "realign_s": round(wall, 1), "ratio": round(wall / train_s, 2),
+                     "passed": rep.passed, "strength": rep.strength})
+    for r in rows:
+        r.update(p=p, train_s=round(train_s, 1), mask_s=round(mask_s, 1))
+    return rows
+
+
+def eval_aligned_fa(tb, args) -> dict:  # noqa: ANN001
+    from tuning.evaluate import classification_accuracy
+    from tuning.modeling import load_model
+
+    model, tok = load_model(str(tb.base), device="cpu", adapter=str(tb.alignment_adapter))
+    return {"fa": round(classification_accuracy(model, tok, tb.load_split("task_eval")[: args.n], list(LABELS))["score"], 2)}
+
+
+def print_table(rows: list[dict]) -> None:
+    print(f"\np = {rows[0]['p']}  (train {rows[0]['train_s']} s, masks {rows[0]['mask_s']} s)")
+    print(f"{'row':<18}{'HS':>7}{'FA':>7}{'over-ref':>10}{'realign s':>11}{'ratio':>7}  strength")
+    for r in rows:
+        rs = "" if r["realign_s"] is None else r["realign_s"]
+        ratio = "" if r["ratio"] is None else r["ratio"]
+        print(f"{r['row']:<18}{r['hs']:>7.1f}{r['fa']:>7.1f}{r['over_refusal']:>10.1f}{rs!s:>11}{ratio!s:>7}  "
+              f"{(r.get('strength') or {}).get('strategy', '')}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--p", type=float, nargs="+", default=[0.05, 0.1, 0.2])
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--n", type=int, default=200, help="eval prompts per set")
+    ap.add_argument("--out", default="bench/out")
+    ap.add_argument("--attack-only", action="store_true")
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    tb = build_testbed(seed=args.seed)
+    masks_dir = str(Path(args.out) / "masks")
+    t = time.monotonic()
+    compute_safety_masks(str(tb.base), str(tb.alignment_adapter), tb.load_split("safety_corpus"), "all", {},
+                         masks_dir, device="cpu")
+    mask_s = time.monotonic() - t
+    all_rows = []
+    for p in args.p:
+        rows = run_p(tb, p, args, masks_dir, mask_s)
+        print_table(rows)
+        all_rows += rows
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    (Path(args.out) / "realign.json").write_text(json.dumps(all_rows, indent=2))
+    plot(all_rows, Path(args.out) / "realign.png")
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(dict.fromkeys(r["row"] for r in rows))
+    ps = sorted({r["p"] for r in rows})
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    for ax, key in zip(axes, ("hs", "fa", "over_refusal")):
+        for name in names:
+            ax.plot(ps, [next((r[key] for r in rows if r["p"] == p and r["row"] == name), None) for p in ps],
+                    marker="o", label=name)
+        ax.set_title(key)
+        ax.set_xlabel("poison ratio p")
+        ax.set_ylim(-2, 102)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+
+
+if __name__ == "__main__":
+    main()

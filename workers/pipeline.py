@@ -61,8 +61,8 @@ def _run_claimed(job_id: str, owner: str, progress: DbProgress) -> str:
     if progress.should_stop():
         return "cancelled"
     if not report["passed"]:
-        _fail(job_id, owner, "unsafe_model", "The fine-tuned model stayed above the harmfulness target after "
-              f"realignment: {report.get('reason', 'no realignment setting passed')}")
+        _fail(job_id, owner, "unsafe_model", "The fine-tuned model could not be realigned within the safety "
+              f"targets: {report.get('reason', 'no realignment setting passed')}")
         return "failed"
     export(ctx, adapter, report)
     name = model_name_for(job_id)

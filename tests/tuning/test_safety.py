@@ -116,6 +116,14 @@ def test_controller_decisions():
     apply, evaluate = _fake({"k1": Scores(60, 90, 5), "k2": Scores(30, 80, 6), "k4": Scores(1, 50, 5)})
     res = auto_realign(cands, apply, evaluate, before=Scores(80, 90, 5), reference=ref, tol=tol)
     assert not res.passed and len(res.trials) == 3 and "fa" in res.reason
+    # over-refusal: above the target (5 + 5) but under the cap (5 + 15) passes with a warning, choosing the
+    # least over-refusing safe and useful trial; above the cap fails
+    apply, evaluate = _fake({"k1": Scores(3, 90, 19), "k2": Scores(4, 90, 12), "k4": Scores(1, 90, 30)})
+    res = auto_realign(cands, apply, evaluate, before=Scores(80, 90, 5), reference=ref, tol=tol)
+    assert res.passed and res.chosen.label == "k2" and "warning" in res.reason and len(res.trials) == 3
+    apply, evaluate = _fake({"k1": Scores(3, 90, 21), "k2": Scores(60, 90, 5), "k4": Scores(1, 90, 30)})
+    res = auto_realign(cands, apply, evaluate, before=Scores(80, 90, 5), reference=ref, tol=tol)
+    assert not res.passed and "over_refusal_cap" in res.reason
 
 
 def test_masks_have_configured_density_and_hooks_are_removed(micro, tmp_path):

@@ -1,4 +1,5 @@
-"""Request-scoped dependencies: a database session (commit on success) and the authenticated principal."""
+"""Request-scoped dependencies: a unit of work that commits before the response is sent, and the principal."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -7,8 +8,8 @@ from typing import Annotated
 from fastapi import Depends, Header
 from sqlalchemy.orm import Session
 
-from core.auth import Principal, authenticate
 from core.db import session_scope
+from core.tenants.service import Principal, authenticate
 
 
 def get_session() -> Iterator[Session]:
@@ -16,7 +17,9 @@ def get_session() -> Iterator[Session]:
         yield session
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": the commit runs when the endpoint returns, before the response is sent, so a client
+# never reads "created" for a row another connection cannot see yet, and a failed commit is an error.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 def get_principal(session: SessionDep, authorization: Annotated[str | None, Header()] = None) -> Principal:
@@ -32,11 +35,3 @@ def get_admin(principal: PrincipalDep) -> Principal:
 
 
 AdminDep = Annotated[Principal, Depends(get_admin)]
-
-
-def page(data: list[dict], has_more: bool, with_ids: bool = False) -> dict:
-    body = {"object": "list", "data": data, "has_more": has_more}
-    if with_ids:
-        body["first_id"] = data[0]["id"] if data else None
-        body["last_id"] = data[-1]["id"] if data else None
-    return body

@@ -2,8 +2,10 @@
 
 The embedded default needs nothing: SQLite under ``KEEL_DATA_DIR``, kombu's SQLAlchemy transport over a
 second SQLite file as the Celery broker, and the local artifact store. Production sets
-``KEEL_DATABASE_URL`` (PostgreSQL) and ``KEEL_BROKER_URL`` (Redis).
+``KEEL_DATABASE_URL`` (PostgreSQL) and ``KEEL_BROKER_URL`` (Redis). Relative paths are relative to the
+directory the process starts in.
 """
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -12,17 +14,15 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="KEEL_", env_file=".env", extra="ignore")
 
-    data_dir: Path = Field(default=REPO_ROOT / ".keel", description="SQLite files and worker scratch (embedded)")
+    data_dir: Path = Field(default=Path(".keel"), description="SQLite files, dev keys, worker log (embedded)")
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite in data_dir")
     broker_url: str | None = Field(default=None, description="Celery broker; default kombu SQLAlchemy transport")
-    store_dir: Path = Field(default=REPO_ROOT / "models_store" / "data", description="local artifact store root")
-    s3_bucket: str | None = Field(default=None, description="use S3 for artifacts instead of store_dir")
+    store_dir: Path = Field(default=Path("models_store/data"), description="local artifact store root")
+    work_dir: Path | None = Field(default=None, description="job scratch (checkpoints); default store_dir/work")
 
     queue: str = "gpu"
     job_lease_s: int = Field(default=120, description="a running job whose lease is older is requeued")
@@ -37,23 +37,24 @@ class Settings(BaseSettings):
     max_upload_bytes: int = 512 * 1024 * 1024
     min_examples: int = 10
     default_model: str = "keel-testbed"
-    realign_default: str = "auto"
     safety_eval_size: int = Field(default=200, description="harmful/benign prompts per safety evaluation")
     metrics_every_s: float = 2.0
-    checkpoint_every: int = Field(default=0, description="optimizer steps between checkpoints; 0 = a quarter of the run")
+    checkpoint_every: int = Field(
+        default=0, description="optimizer steps between checkpoints; 0 = a quarter of the run"
+    )
     base_learning_rate: float = Field(default=2e-4, description="learning rate at learning_rate_multiplier=1")
 
     @property
     def db_url(self) -> str:
         if self.database_url:
             return self.database_url
-        return f"sqlite:///{self.data_dir / 'keel.db'}"
+        return f"sqlite:///{self.data_dir.resolve() / 'keel.db'}"
 
     @property
     def celery_broker(self) -> str:
         if self.broker_url:
             return self.broker_url
-        return f"sqla+sqlite:///{self.data_dir / 'broker.db'}"
+        return f"sqla+sqlite:///{self.data_dir.resolve() / 'broker.db'}"
 
     @property
     def embedded_broker(self) -> bool:
@@ -62,6 +63,10 @@ class Settings(BaseSettings):
     @property
     def embedded(self) -> bool:
         return self.db_url.startswith("sqlite")
+
+    @property
+    def scratch_dir(self) -> Path:
+        return (self.work_dir or self.store_dir / "work").resolve()
 
 
 @lru_cache

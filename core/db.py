@@ -1,11 +1,13 @@
 """Engine, sessions and the declarative base shared by the API, the workers and Alembic."""
+
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
+from typing import Any
 
-from sqlalchemy import JSON, MetaData, create_engine, event
+from sqlalchemy import JSON, MetaData, create_engine, event, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -32,7 +34,7 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn, _record):  # noqa: ANN001
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA foreign_keys=ON")
@@ -69,6 +71,37 @@ def session_scope() -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def ping(session: Session) -> None:
+    session.execute(text("SELECT 1"))
+
+
+_ON_COMMIT, _ON_ROLLBACK = "keel_on_commit", "keel_on_rollback"
+
+
+def on_commit(session: Session, action: Callable[[], None]) -> None:
+    """Run ``action`` after ``session``'s unit of work commits; dropped if it rolls back."""
+    session.info.setdefault(_ON_COMMIT, []).append(action)
+
+
+def on_rollback(session: Session, action: Callable[[], None]) -> None:
+    """Run ``action`` if ``session``'s unit of work rolls back (undo side effects such as stored bytes)."""
+    session.info.setdefault(_ON_ROLLBACK, []).append(action)
+
+
+@event.listens_for(Session, "after_commit")
+def _run_on_commit(session: Session) -> None:
+    session.info.pop(_ON_ROLLBACK, None)
+    for action in session.info.pop(_ON_COMMIT, []):
+        action()
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _run_on_rollback(session: Session, _previous: Any) -> None:
+    session.info.pop(_ON_COMMIT, None)
+    for action in session.info.pop(_ON_ROLLBACK, []):
+        action()
 
 
 def reset_caches() -> None:

@@ -1,5 +1,8 @@
 """Domain errors, rendered by the API as OpenAI's envelope {"error": {message, type, param, code}}."""
+
 from __future__ import annotations
+
+from typing import Any
 
 
 class KeelError(Exception):
@@ -10,7 +13,7 @@ class KeelError(Exception):
         super().__init__(message)
         self.message, self.param, self.code = message, param, code
 
-    def body(self) -> dict:
+    def body(self) -> dict[str, Any]:
         return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
 
 

@@ -1,18 +1,25 @@
-"""The Celery application (producer and worker share it) and job dispatch by task name.
+"""The Celery application (producer and worker share it) and dispatch by task name.
 
-Tasks carry ids only; the database row is the source of truth. The API never imports task code.
+Tasks carry ids only; the database row is the source of truth. Sends made inside a unit of work go out
+only after it commits (and are dropped if it rolls back), so a worker never sees a row that isn't there.
+The API never imports task code.
 """
+
 from __future__ import annotations
 
+import logging
 from functools import lru_cache
 
 from celery import Celery
+from sqlalchemy.orm import Session
 
 from core.config import get_settings
+from core.db import on_commit
 
 RUN_JOB = "keel.run_job"
 COMPUTE_MASKS = "keel.compute_masks"
-REAP = "keel.reap"
+
+log = logging.getLogger("keel.queue")
 
 
 @lru_cache
@@ -36,3 +43,15 @@ def celery_app() -> Celery:
 
 def send(task: str, *args: str) -> None:
     celery_app().send_task(task, args=list(args), queue=get_settings().queue)
+
+
+def _send_quietly(task: str, args: tuple[str, ...]) -> None:
+    try:
+        send(task, *args)
+    except Exception:  # the row is committed; the reaper re-sends queued work nobody claimed
+        log.exception("could not reach the broker for %s%s; the reaper will retry", task, args)
+
+
+def send_after_commit(session: Session, task: str, *args: str) -> None:
+    """Send ``task(*args)`` once ``session`` commits; nothing is sent if it rolls back."""
+    on_commit(session, lambda: _send_quietly(task, args))

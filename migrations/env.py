@@ -1,11 +1,12 @@
 """Alembic environment: the URL comes from Keel's settings (KEEL_DATABASE_URL or the embedded SQLite)."""
+
 from __future__ import annotations
 
 from logging.config import fileConfig
 
 from alembic import context
 
-import core.orm  # noqa: F401  (registers every table on Base.metadata)
+import core.tables  # noqa: F401  (registers every table on Base.metadata)
 from core.config import get_settings
 from core.db import Base, make_engine
 

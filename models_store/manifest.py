@@ -1,4 +1,5 @@
 """Adapter bundles: a zip of the PEFT adapter directory plus manifest.json with sha256 of every file."""
+
 from __future__ import annotations
 
 import hashlib
@@ -6,11 +7,12 @@ import json
 import os
 import zipfile
 from pathlib import Path
+from typing import Any
 
 _FIXED_TIME = (2020, 1, 1, 0, 0, 0)  # deterministic zips: same adapter -> same bytes
 
 
-def sha256_file(path: str | os.PathLike) -> str:
+def sha256_file(path: str | os.PathLike[str]) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -18,7 +20,9 @@ def sha256_file(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def build_adapter_zip(adapter_dir: str | os.PathLike, dest: str | os.PathLike, info: dict) -> dict:
+def build_adapter_zip(
+    adapter_dir: str | os.PathLike[str], dest: str | os.PathLike[str], info: dict[str, Any]
+) -> dict[str, Any]:
     """Write ``dest`` (zip) from ``adapter_dir``; returns the manifest that is stored inside it."""
     adapter_dir = Path(adapter_dir)
     files = sorted(p for p in adapter_dir.iterdir() if p.is_file() and not p.name.startswith("."))

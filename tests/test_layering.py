@@ -1,32 +1,86 @@
-"""Import contracts: pure ML code stays free of web/DB/queue imports; the store stays free of torch/DB."""
+"""Import contracts between the packages (read from the source with ast, so a violation fails here first).
+
+- tuning/testbed (pure ML) import nothing of the service; models_store imports nothing of Keel or torch.
+- core never imports torch/peft/transformers or the ML code at module level, except tuning's torch-free
+  leaves (row parsing, run planning, specs, the method registry) that upload validation and job creation
+  share with the trainer.
+- api never imports workers, tuning, torch or the CLI; workers reach the database only through core's
+  services (no sqlalchemy, repositories or ORM tables in workers/).
+"""
+
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+SERVICE = {"api", "core", "workers", "cli", "sqlalchemy", "celery", "fastapi", "alembic"}
+TORCH_FREE_TUNING = {"tuning.rows", "tuning.plan", "tuning.specs", "tuning.safety.registry"}
 FORBIDDEN = {
-    "tuning": {"api", "core", "workers", "models_store", "sqlalchemy", "celery", "fastapi", "alembic"},
-    "models_store": {"api", "core", "workers", "tuning", "torch", "sqlalchemy", "fastapi"},
-    "api": {"workers"},
+    "tuning": SERVICE | {"models_store", "testbed"},
+    "testbed": SERVICE | {"models_store"},
+    "models_store": {"api", "core", "workers", "cli", "tuning", "testbed", "torch", "sqlalchemy", "fastapi"},
+    "core": {"api", "workers", "cli", "testbed", "torch", "peft", "transformers"},
+    "api": {"workers", "cli", "tuning", "testbed", "torch", "peft"},
+    "workers": {"api", "cli", "sqlalchemy"},
 }
 
 
-def _imports(path: Path) -> set[str]:
+def _imports(path: Path, top_level_only: bool = False) -> set[str]:
     tree = ast.parse(path.read_text(), filename=str(path))
+    nodes = tree.body if top_level_only else list(ast.walk(tree))
     names: set[str] = set()
-    for node in ast.walk(tree):
+    for node in nodes:
         if isinstance(node, ast.Import):
-            names |= {a.name.split(".")[0] for a in node.names}
+            names |= {a.name for a in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module.split(".")[0])
+            names.add(node.module)
     return names
 
 
-@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def _violations(package: str, top_level_only: bool = False) -> dict[str, list[str]]:
+    out = {}
+    for p in (ROOT / package).rglob("*.py"):
+        bad = sorted(n for n in _imports(p, top_level_only) if n.split(".")[0] in FORBIDDEN[package])
+        if bad:
+            out[str(p.relative_to(ROOT))] = bad
+    return out
+
+
+@pytest.mark.parametrize("package", ["tuning", "testbed", "models_store", "api", "workers"])
 def test_package_respects_its_import_contract(package):
-    offenders = {str(p.relative_to(ROOT)): sorted(_imports(p) & FORBIDDEN[package])
-                 for p in (ROOT / package).rglob("*.py")}
-    assert not {k: v for k, v in offenders.items() if v}
+    assert _violations(package) == {}
+
+
+def test_core_imports_no_ml_stack_at_module_level():
+    assert _violations("core", top_level_only=True) == {}
+    tuning = {
+        str(p.relative_to(ROOT)): sorted(
+            n for n in _imports(p, True) if n.startswith("tuning") and n not in TORCH_FREE_TUNING
+        )
+        for p in (ROOT / "core").rglob("*.py")
+    }
+    assert {k: v for k, v in tuning.items() if v} == {}
+
+
+def test_workers_reach_the_database_only_through_core_services():
+    bad = {}
+    for p in (ROOT / "workers").rglob("*.py"):
+        hits = sorted(n for n in _imports(p) if n == "core.tables" or n.endswith((".repository", ".models")))
+        if hits:
+            bad[str(p.relative_to(ROOT))] = hits
+    assert bad == {}
+
+
+def test_the_api_process_starts_without_the_ml_stack():
+    code = (
+        "import sys, api.main; heavy = sorted(m for m in ('torch', 'peft', 'transformers', 'tuning.train') "
+        "if m in sys.modules); print(','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == ""

@@ -1,16 +1,17 @@
 """Celery worker entry point: `celery -A workers.celery_app worker -P solo -c 1` (one job per GPU).
 
-Each worker process also runs the lease reaper thread, so a job whose worker died is requeued and
-resumes from its last checkpoint without a separate beat process.
+Tasks take ids only. Each worker process also runs the lease reaper thread, so a job whose worker died is
+requeued and resumes from its last checkpoint without a separate beat process.
 """
+
 from __future__ import annotations
 
 import logging
 
-from celery.signals import worker_ready, worker_shutdown
+from celery.signals import worker_ready, worker_shutdown, worker_shutting_down
 
-from core.queue import COMPUTE_MASKS, REAP, RUN_JOB, celery_app
-from workers.lease import Reaper, reap
+from core.queue import COMPUTE_MASKS, RUN_JOB, celery_app
+from workers.lease import SHUTTING_DOWN, Reaper
 
 app = celery_app()
 log = logging.getLogger("keel.worker")
@@ -26,14 +27,9 @@ def run_job(job_id: str) -> str:
 
 @app.task(name=COMPUTE_MASKS, acks_late=True)
 def compute_masks(mask_id: str) -> str:
-    from workers.masks import compute
+    from workers.stages.masks import compute
 
     return compute(mask_id)
-
-
-@app.task(name=REAP)
-def reap_task() -> list[str]:
-    return reap()
 
 
 @worker_ready.connect
@@ -42,6 +38,11 @@ def _start_reaper(**_: object) -> None:
     _reaper = Reaper()
     _reaper.start()
     log.info("lease reaper started")
+
+
+@worker_shutting_down.connect
+def _shutting_down(**_: object) -> None:
+    SHUTTING_DOWN.set()  # the running job stops at its next step and is requeued (workers.pipeline)
 
 
 @worker_shutdown.connect

@@ -1,4 +1,5 @@
-"""Job leases: claim with a conditional UPDATE (duplicate deliveries become no-ops), heartbeat, reaper."""
+"""Job leases from the worker's side: who we are, heartbeat renewal, and the periodic reaper."""
+
 from __future__ import annotations
 
 import logging
@@ -6,41 +7,19 @@ import os
 import socket
 import threading
 
-from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.orm import Session
-
-from core import events
 from core.config import get_settings
 from core.db import session_scope
-from core.orm import Job, now
-from core.queue import RUN_JOB, send
+from core.jobs import lifecycle
 
 log = logging.getLogger("keel.worker")
+
+# Set when the worker process begins to shut down (warm or cold): the running job stops at its next step
+# and is handed back to the queue instead of being failed, to resume from its last checkpoint.
+SHUTTING_DOWN = threading.Event()
 
 
 def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
-
-
-def claim(job_id: str, owner: str) -> bool:
-    """Queued → running, or steal an expired lease. Exactly one concurrent caller wins."""
-    t, lease = now(), get_settings().job_lease_s
-    with session_scope() as s:
-        res = s.execute(update(Job).where(
-            Job.id == job_id,
-            or_(Job.status == "queued", and_(Job.status == "running", Job.lease_expires_at < t)),
-        ).values(status="running", lease_owner=owner, lease_expires_at=t + lease, attempt=Job.attempt + 1,
-                 started_at=func.coalesce(Job.started_at, t)))
-        return res.rowcount == 1
-
-
-def renew(job_id: str, owner: str) -> bool:
-    """Extend our lease; False once the job was cancelled, finished, or taken over."""
-    t = now()
-    with session_scope() as s:
-        res = s.execute(update(Job).where(Job.id == job_id, Job.status == "running", Job.lease_owner == owner)
-                        .values(lease_expires_at=t + get_settings().job_lease_s))
-        return res.rowcount == 1
 
 
 class Heartbeat:
@@ -55,13 +34,15 @@ class Heartbeat:
     def _run(self) -> None:
         while not self._stop.wait(get_settings().heartbeat_s):
             try:
-                if not renew(self.job_id, self.owner):
+                with session_scope() as s:
+                    ours = lifecycle.renew(s, self.job_id, self.owner)
+                if not ours:
                     self.lost.set()
                     return
             except Exception:  # a DB blip must not kill the job; the lease has slack
                 log.exception("heartbeat failed for %s", self.job_id)
 
-    def __enter__(self) -> "Heartbeat":
+    def __enter__(self) -> Heartbeat:
         self._thread.start()
         return self
 
@@ -70,36 +51,10 @@ class Heartbeat:
         self._thread.join(timeout=5)
 
 
-def _requeue_expired(s: Session, t: int) -> list[str]:
-    rows = s.scalars(select(Job).where(Job.status == "running", Job.lease_expires_at < t)).all()
-    out = []
-    for job in rows:
-        if job.attempt >= get_settings().max_attempts:
-            job.status, job.finished_at = "failed", t
-            job.error = {"code": "worker_lost", "message": f"Worker lost {job.attempt} times; giving up.", "param": None}
-            events.add(s, job.id, job.error["message"], level="error")
-            continue
-        owner = job.lease_owner or "unknown"
-        job.status, job.lease_owner, job.dispatched_at = "queued", None, t
-        events.add(s, job.id, f"Worker {owner} stopped heartbeating; job requeued "
-                   f"(attempt {job.attempt + 1} will resume from the last checkpoint)", level="warn")
-        out.append(job.id)
-    return out
-
-
 def reap() -> list[str]:
     """Requeue jobs whose worker died and re-send queued jobs nobody picked up; returns re-sent ids."""
-    t = now()
     with session_scope() as s:
-        ids = _requeue_expired(s, t)
-        stale = s.scalars(select(Job).where(Job.status == "queued",
-                                            Job.dispatched_at < t - get_settings().requeue_after_s)).all()
-        for job in stale:
-            job.dispatched_at = t
-            ids.append(job.id)
-    for job_id in ids:
-        send(RUN_JOB, job_id)
-    return ids
+        return lifecycle.reap(s)
 
 
 class Reaper(threading.Thread):

@@ -1,39 +1,51 @@
 """OpenAI Files API (fine-tune purpose) with Keel's line-numbered validation report on the file object."""
+
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Form, Query, UploadFile
 
-from api.deps import PrincipalDep, SessionDep, page
-from core import files as svc
+from api.deps import PrincipalDep, SessionDep
+from api.schemas.common import ERRORS, IdPage, id_page
+from api.schemas.files import FileDeleted, FileObject
+from core.files import service as svc
 
-router = APIRouter(prefix="/v1/files", tags=["files"])
+router = APIRouter(prefix="/v1/files", tags=["files"], responses=ERRORS)
 
 
 @router.post("")
-async def upload(session: SessionDep, principal: PrincipalDep, file: UploadFile,
-                 purpose: Annotated[str, Form()], model: Annotated[str | None, Form()] = None) -> dict:
+async def upload(
+    session: SessionDep,
+    principal: PrincipalDep,
+    file: UploadFile,
+    purpose: Annotated[str, Form()],
+    model: Annotated[str | None, Form()] = None,
+) -> FileObject:
     data = await file.read()
     row = svc.create_file(session, principal.tenant_id, file.filename or "upload.jsonl", purpose, data, model)
-    session.flush()
-    return svc.file_object(row)
+    return FileObject.of(row)
 
 
 @router.get("")
-def list_files(session: SessionDep, principal: PrincipalDep, purpose: str | None = None,
-               limit: Annotated[int, Query(ge=1, le=10000)] = 10000,
-               order: Literal["asc", "desc"] = "desc", after: str | None = None) -> dict:
+def list_files(
+    session: SessionDep,
+    principal: PrincipalDep,
+    purpose: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=10000)] = 10000,
+    order: Literal["asc", "desc"] = "desc",
+    after: str | None = None,
+) -> IdPage[FileObject]:
     rows, more = svc.list_files(session, principal.tenant_id, purpose, limit, order, after)
-    return page([svc.file_object(r) for r in rows], more, with_ids=True)
+    return id_page([FileObject.of(r) for r in rows], more, [r.id for r in rows])
 
 
 @router.get("/{file_id}")
-def retrieve(file_id: str, session: SessionDep, principal: PrincipalDep) -> dict:
-    return svc.file_object(svc.get_file(session, principal.tenant_id, file_id))
+def retrieve(file_id: str, session: SessionDep, principal: PrincipalDep) -> FileObject:
+    return FileObject.of(svc.get_file(session, principal.tenant_id, file_id))
 
 
 @router.delete("/{file_id}")
-def delete(file_id: str, session: SessionDep, principal: PrincipalDep) -> dict:
+def delete(file_id: str, session: SessionDep, principal: PrincipalDep) -> FileDeleted:
     svc.delete_file(session, principal.tenant_id, file_id)
-    return {"id": file_id, "object": "file", "deleted": True}
+    return FileDeleted(id=file_id)

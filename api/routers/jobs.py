@@ -1,110 +1,161 @@
 """OpenAI fine-tuning jobs API plus Keel's adapter download and safety report."""
+
 from __future__ import annotations
 
 import asyncio
 import json
-import logging
+from collections.abc import AsyncIterator, Iterator
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
-from fastapi.responses import FileResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 
-from api.deps import PrincipalDep, SessionDep, page
-from core import events
-from core import jobs as svc
-from core import results
+from api.deps import PrincipalDep, SessionDep
+from api.schemas.common import ERRORS, IdPage, Page, id_page, page
+from api.schemas.jobs import CheckpointObject, DryRun, EventObject, JobObject, SafetyReportObject
 from core.db import session_scope
-from core.queue import RUN_JOB, send
-from core.schemas import JobCreate
+from core.errors import InvalidRequest
+from core.events import service as events
+from core.jobs import service as svc
+from core.jobs.models import Job
+from core.jobs.schemas import JobCreate
+from core.results import service as results
+from core.storage import get_store
 
-router = APIRouter(prefix="/v1/fine_tuning/jobs", tags=["fine-tuning"])
-log = logging.getLogger("keel.api")
+router = APIRouter(prefix="/v1/fine_tuning/jobs", tags=["fine-tuning"], responses=ERRORS)
 
 
-def _dispatch(job_id: str) -> None:
-    try:
-        send(RUN_JOB, job_id)
-    except Exception:  # the reaper re-sends queued jobs nobody claimed
-        log.exception("could not reach the broker for %s; the reaper will retry", job_id)
+def _obj(session: SessionDep, job: Job) -> JobObject:
+    return JobObject.of(job, svc.queue_position(session, job), svc.public_lora(job.lora))
 
 
 @router.post("")
-def create(body: JobCreate, session: SessionDep, principal: PrincipalDep,
-           idempotency_key: Annotated[str | None, Header()] = None) -> dict:
-    job, created = svc.create_job(session, principal.tenant_id, body, idempotency_key)
-    if isinstance(job, dict):
-        return job
-    session.commit()
-    if created:
-        _dispatch(job.id)
-    return svc.job_object(session, job)
+def create(
+    body: JobCreate,
+    session: SessionDep,
+    principal: PrincipalDep,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> JobObject | DryRun:
+    if body.dry_run:
+        return DryRun(**svc.dry_run(session, principal.tenant_id, body))
+    return _obj(session, svc.create_job(session, principal.tenant_id, body, idempotency_key))
+
+
+def _metadata_filter(request: Request) -> dict[str, str] | None:
+    meta: dict[str, str] = {}
+    for k, v in request.query_params.items():
+        if k.startswith("metadata"):
+            if not (k.startswith("metadata[") and k.endswith("]") and len(k) > len("metadata[]")):
+                raise InvalidRequest(f"malformed filter {k!r}; use metadata[key]=value", param=k)
+            meta[k[len("metadata[") : -1]] = v
+    return meta or None
 
 
 @router.get("")
-def list_jobs(request: Request, session: SessionDep, principal: PrincipalDep, after: str | None = None,
-              limit: Annotated[int, Query(ge=1, le=100)] = 20) -> dict:
-    meta = {k[len("metadata["):-1]: v for k, v in request.query_params.items()
-            if k.startswith("metadata[") and k.endswith("]")}
-    rows, more = svc.list_jobs(session, principal.tenant_id, after, limit, meta or None)
-    return page([svc.job_object(session, j) for j in rows], more)
+def list_jobs(
+    request: Request,
+    session: SessionDep,
+    principal: PrincipalDep,
+    after: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> Page[JobObject]:
+    rows, more = svc.list_jobs(session, principal.tenant_id, after, limit, _metadata_filter(request))
+    return page([_obj(session, j) for j in rows], more)
 
 
 @router.get("/{job_id}")
-def retrieve(job_id: str, session: SessionDep, principal: PrincipalDep) -> dict:
-    return svc.job_object(session, svc.get_job(session, principal.tenant_id, job_id))
+def retrieve(job_id: str, session: SessionDep, principal: PrincipalDep) -> JobObject:
+    return _obj(session, svc.get_job(session, principal.tenant_id, job_id))
 
 
 @router.post("/{job_id}/cancel")
-def cancel(job_id: str, session: SessionDep, principal: PrincipalDep) -> dict:
-    return svc.job_object(session, svc.cancel_job(session, principal.tenant_id, job_id))
+def cancel(job_id: str, session: SessionDep, principal: PrincipalDep) -> JobObject:
+    return _obj(session, svc.cancel_job(session, principal.tenant_id, job_id))
 
 
-@router.get("/{job_id}/events")
-def list_events(job_id: str, session: SessionDep, principal: PrincipalDep, after: str | None = None,
-                limit: Annotated[int, Query(ge=1, le=1000)] = 20, stream: bool = False):  # noqa: ANN201
+@router.get("/{job_id}/events", response_model=Page[EventObject])
+def list_events(
+    job_id: str,
+    session: SessionDep,
+    principal: PrincipalDep,
+    after: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 20,
+    stream: bool = False,
+) -> Page[EventObject] | StreamingResponse:
     svc.get_job(session, principal.tenant_id, job_id)
     if stream:
         return StreamingResponse(_event_stream(job_id), media_type="text/event-stream")
     rows, more = events.page(session, job_id, after, limit)
-    return page([events.event_object(e) for e in rows], more)
+    return page([EventObject.of(e) for e in rows], more)
 
 
-async def _event_stream(job_id: str, poll_s: float = 0.5):  # noqa: ANN202
-    """Server-Sent Events: every event in order, then `event: done` once the job is terminal."""
+def _poll(job_id: str, seq: int) -> tuple[list[str], int, str | None]:
+    """One short unit of work: new events as SSE chunks, the last seq, and the status once it is final."""
+    with session_scope() as s:
+        new = events.since(s, job_id, seq)
+        status = svc.job_status(s, job_id)
+        chunks = [f"id: {e.id}\ndata: {EventObject.of(e).model_dump_json()}\n\n" for e in new]
+        final = status if svc.is_terminal(status) and not new else None
+        return chunks, (new[-1].seq if new else seq), final
+
+
+async def _event_stream(job_id: str, poll_s: float = 0.5) -> AsyncIterator[str]:
+    """Server-Sent Events: every event in order, then `event: done` once the job is terminal. No pooled
+    connection is held between polls; each poll runs off the event loop."""
     seq = 0
     while True:
-        with session_scope() as s:
-            new = events.since(s, job_id, seq)
-            status = svc.job_status(s, job_id)
-            chunks = [f"id: {e.id}\ndata: {json.dumps(events.event_object(e))}\n\n" for e in new]
-            seq = new[-1].seq if new else seq
+        chunks, seq, final = await asyncio.to_thread(_poll, job_id, seq)
         for chunk in chunks:
             yield chunk
-        if status in svc.TERMINAL and not new:
-            yield f"event: done\ndata: {json.dumps({'status': status})}\n\n"
+        if final:
+            yield f"event: done\ndata: {json.dumps({'status': final})}\n\n"
             return
         await asyncio.sleep(poll_s)
 
 
 @router.get("/{job_id}/checkpoints")
-def list_checkpoints(job_id: str, session: SessionDep, principal: PrincipalDep, after: str | None = None,
-                     limit: Annotated[int, Query(ge=1, le=100)] = 10) -> dict:
+def list_checkpoints(
+    job_id: str,
+    session: SessionDep,
+    principal: PrincipalDep,
+    after: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 10,
+) -> IdPage[CheckpointObject]:
     job = svc.get_job(session, principal.tenant_id, job_id)
     rows, more = events.checkpoints(session, job_id, after, limit)
     name = job.fine_tuned_model or svc.model_name(job)
-    return page([events.checkpoint_object(c, name) for c in rows], more, with_ids=True)
+    return id_page([CheckpointObject.of(c, name) for c in rows], more, [c.id for c in rows])
 
 
-@router.get("/{job_id}/adapter")
-def adapter(job_id: str, session: SessionDep, principal: PrincipalDep, variant: str = "realigned") -> FileResponse:
+def _chunks(key: str) -> Iterator[bytes]:
+    with get_store().open(key) as fh:
+        yield from iter(lambda: fh.read(1 << 20), b"")
+
+
+@router.get(
+    "/{job_id}/adapter",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/zip": {}}, "description": "PEFT adapter + manifest.json"}},
+)
+def adapter(job_id: str, session: SessionDep, principal: PrincipalDep, variant: str = "realigned") -> StreamingResponse:
     job = svc.get_job(session, principal.tenant_id, job_id)
-    path = results.adapter_zip(session, job, variant, principal)
-    return FileResponse(path, media_type="application/zip", filename=f"{job.id}-{variant}-adapter.zip")
+    art = results.adapter_artifact(session, job, variant, principal)
+    headers = {
+        "Content-Disposition": f'attachment; filename="{job.id}-{variant}-adapter.zip"',
+        "Content-Length": str(art.bytes),
+    }
+    return StreamingResponse(_chunks(art.storage_key), media_type="application/zip", headers=headers)
 
 
-@router.get("/{job_id}/safety_report")
-def safety_report(job_id: str, session: SessionDep, principal: PrincipalDep, format: str = "json"):  # noqa: A002, ANN201
+@router.get(
+    "/{job_id}/safety_report", response_model=SafetyReportObject, responses={200: {"content": {"image/png": {}}}}
+)
+def safety_report(
+    job_id: str, session: SessionDep, principal: PrincipalDep, format: str = "json"
+) -> SafetyReportObject | StreamingResponse:  # noqa: A002 (OpenAI-style name)
     job = svc.get_job(session, principal.tenant_id, job_id)
     if format == "png":
-        return FileResponse(results.report_plot(session, job), media_type="image/png")
-    return results.report_object(session, job)
+        return StreamingResponse(_chunks(results.report_plot(session, job).storage_key), media_type="image/png")
+    if format != "json":
+        raise InvalidRequest("format must be 'json' or 'png'.", param="format")
+    return SafetyReportObject.of(results.report_for(session, job))

@@ -1,0 +1,12 @@
+"""Request bodies of the tenant/key admin endpoints."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from core.tenants.states import Role
+
+
+class TenantCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    role: Role = Role.USER

@@ -1,0 +1,69 @@
+"""Tenants and API keys: only the sha256 of a key is stored; the plaintext is shown once at creation."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from core.errors import AuthenticationError, NotFound, PermissionDenied
+from core.tenants import repository as repo
+from core.tenants.models import ApiKey, Tenant
+from core.tenants.states import Role
+
+
+@dataclass(frozen=True)
+class Principal:
+    tenant_id: str
+    role: str
+    key_id: str
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == Role.ADMIN
+
+    def require_admin(self) -> None:
+        if not self.is_admin:
+            raise PermissionDenied("This endpoint requires an admin API key.", code="admin_required")
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def create_key(
+    session: Session, tenant_id: str, role: str = Role.USER, name: str | None = None, plaintext: str | None = None
+) -> tuple[ApiKey, str]:
+    if repo.get_tenant(session, tenant_id) is None:
+        raise NotFound("tenant", tenant_id, param="tenant_id")
+    key = plaintext or f"sk-keel-{secrets.token_urlsafe(24)}"
+    row = ApiKey(tenant_id=tenant_id, key_hash=hash_key(key), prefix=key[:12], role=Role(role), name=name)
+    repo.add(session, row)
+    return row, key
+
+
+def create_tenant(
+    session: Session, name: str, role: str = Role.USER, plaintext: str | None = None
+) -> tuple[Tenant, str]:
+    tenant = Tenant(name=name)
+    repo.add(session, tenant)
+    _, key = create_key(session, tenant.id, role=role, name=f"{name} key", plaintext=plaintext)
+    return tenant, key
+
+
+def ensure_key(session: Session, name: str, role: str, plaintext: str) -> None:
+    """Idempotently make sure a known key exists (embedded dev keys, production bootstrap admin key)."""
+    if repo.key_by_hash(session, hash_key(plaintext)) is None:
+        create_tenant(session, name, role=role, plaintext=plaintext)
+
+
+def authenticate(session: Session, authorization: str | None) -> Principal:
+    if not authorization or not authorization.lower().startswith("bearer "):
+        raise AuthenticationError("Missing bearer API key in the Authorization header.", code="missing_api_key")
+    key = authorization.split(" ", 1)[1].strip()
+    row = repo.active_key_by_hash(session, hash_key(key))
+    if row is None:
+        raise AuthenticationError("Incorrect API key provided.", code="invalid_api_key")
+    return Principal(tenant_id=row.tenant_id, role=row.role, key_id=row.id)

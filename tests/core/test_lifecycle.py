@@ -1,0 +1,49 @@
+"""Guarded transitions on a real database: races between cancel, finish and the reaper resolve to one winner."""
+
+from __future__ import annotations
+
+from tests.factories import chat_rows, to_jsonl
+from tests.fixtures.service import auth, upload
+
+
+def _job(client, key):
+    fid = upload(client, key, to_jsonl(chat_rows(16))).json()["id"]
+    r = client.post("/v1/fine_tuning/jobs", headers=auth(key), json={"model": "micro", "training_file": fid})
+    assert r.status_code == 200, r.text
+    return r.json()["id"]
+
+
+def test_a_finish_after_cancel_does_not_overwrite_it(client, keys):
+    from core.db import session_scope
+    from core.jobs import lifecycle
+    from core.jobs.states import JobStatus
+
+    jid = _job(client, keys["alice"])
+    with session_scope() as s:
+        assert lifecycle.claim(s, jid, "w:1")
+    assert client.post(f"/v1/fine_tuning/jobs/{jid}/cancel", headers=auth(keys["alice"])).json()["status"] == (
+        "cancelled"
+    )
+    with session_scope() as s:
+        assert not lifecycle.succeed(s, jid, "w:1")
+        assert not lifecycle.finish(s, jid, "w:1", JobStatus.FAILED, "late failure")
+        assert not lifecycle.renew(s, jid, "w:1")
+    assert client.get(f"/v1/fine_tuning/jobs/{jid}", headers=auth(keys["alice"])).json()["status"] == "cancelled"
+
+
+def test_only_the_lease_owner_finishes_and_a_requeue_resends(client, keys):
+    from core.db import session_scope
+    from core.jobs import lifecycle
+
+    jid = _job(client, keys["alice"])
+    with session_scope() as s:
+        assert lifecycle.claim(s, jid, "w:1")
+        assert not lifecycle.claim(s, jid, "w:2")  # lease still valid
+        assert not lifecycle.succeed(s, jid, "w:2")
+        assert lifecycle.requeue(s, jid, "w:1", "Worker shutting down")
+        assert not lifecycle.requeue(s, jid, "w:1", "twice")
+    job = client.get(f"/v1/fine_tuning/jobs/{jid}", headers=auth(keys["alice"])).json()
+    assert job["status"] == "queued" and job["attempt"] == 1
+    with session_scope() as s:
+        assert lifecycle.claim(s, jid, "w:2")
+        assert lifecycle.fail(s, jid, "w:2", "internal_error", "boom")

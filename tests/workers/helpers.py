@@ -1,0 +1,85 @@
+"""Helpers for worker tests: real Celery worker subprocesses and polling."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.fixtures.service import auth
+
+TERMINAL = {"succeeded", "failed", "cancelled"}
+REPO = Path(__file__).resolve().parents[2]
+
+
+def start_worker(stack: dict, log: Path) -> subprocess.Popen:
+    env = {**os.environ, **{k: v for k, v in stack.items() if k.startswith("KEEL_")}, "C_FORCE_ROOT": "1"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "workers.celery_app",
+        "worker",
+        "-P",
+        "solo",
+        "-c",
+        "1",
+        "-Q",
+        "gpu",
+        "--loglevel=INFO",
+        "-n",
+        f"test-{time.monotonic_ns()}@%h",
+    ]
+    return subprocess.Popen(
+        cmd,
+        cwd=REPO,
+        env=env,
+        stdout=open(log, "ab"),
+        stderr=subprocess.STDOUT,  # noqa: SIM115
+        start_new_session=True,
+    )
+
+
+def stop_worker(proc: subprocess.Popen, kill: bool = False) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL if kill else signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.5, what: str = "condition"):  # noqa: ANN001, ANN201
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def job(client, key: str, job_id: str) -> dict:  # noqa: ANN001
+    return client.get(f"/v1/fine_tuning/jobs/{job_id}", headers=auth(key)).json()
+
+
+def wait_terminal(client, key: str, job_id: str, timeout: float = 240) -> dict:  # noqa: ANN001
+    return wait_for(
+        lambda: (j := job(client, key, job_id))["status"] in TERMINAL and j, timeout, what=f"job {job_id} to finish"
+    )
+
+
+def all_events(client, key: str, job_id: str) -> list[dict]:  # noqa: ANN001
+    out, after = [], None
+    while True:
+        q = f"?limit=100&after={after}" if after else "?limit=100"
+        page = client.get(f"/v1/fine_tuning/jobs/{job_id}/events{q}", headers=auth(key)).json()
+        out += page["data"]
+        if not page["has_more"]:
+            return list(reversed(out))
+        after = page["data"][-1]["id"]

@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from core.errors import KeelError
+from core.errors import KeelError, RateLimited
 
 log = logging.getLogger("keel.api")
 _HTTP_TYPES = {401: "authentication_error", 403: "permission_error", 404: "not_found_error"}
@@ -35,7 +35,12 @@ def _validation_param(loc: tuple[Any, ...]) -> str | None:
 
 async def _keel(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, KeelError)
-    return JSONResponse(status_code=exc.status_code, content=exc.body())
+    headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, RateLimited) else None
+    return JSONResponse(status_code=exc.status_code, content=exc.body(), headers=headers)
+
+
+async def _too_deep(_: Request, exc: Exception) -> JSONResponse:
+    return envelope(400, "The request body is nested too deeply.", "invalid_request_error", None, "invalid_json")
 
 
 async def _invalid(_: Request, exc: Exception) -> JSONResponse:
@@ -49,7 +54,8 @@ async def _invalid(_: Request, exc: Exception) -> JSONResponse:
 async def _http(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     kind = _HTTP_TYPES.get(exc.status_code, "invalid_request_error")
-    return envelope(exc.status_code, str(exc.detail), kind, headers=dict(exc.headers or {}))
+    param, code = ("file", "file_too_large") if exc.status_code == 413 else (None, None)
+    return envelope(exc.status_code, str(exc.detail), kind, param, code, headers=dict(exc.headers or {}))
 
 
 async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
@@ -61,4 +67,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(KeelError, _keel)
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(StarletteHTTPException, _http)
+    app.add_exception_handler(RecursionError, _too_deep)
     app.add_exception_handler(Exception, _unexpected)

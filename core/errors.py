@@ -42,3 +42,19 @@ class NotFound(KeelError):
 class Conflict(KeelError):
     status_code = 409
     type = "conflict_error"
+
+
+class PayloadTooLarge(KeelError):
+    status_code = 413
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message, param=param, code="file_too_large")
+
+
+class RateLimited(KeelError):
+    status_code = 429
+    type = "rate_limit_error"
+
+    def __init__(self, message: str, retry_after_s: int, *, code: str = "rate_limit_exceeded") -> None:
+        super().__init__(message, code=code)
+        self.retry_after_s = retry_after_s

@@ -7,23 +7,23 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Form, Query, UploadFile
 
 from api.deps import PrincipalDep, SessionDep
-from api.schemas.common import ERRORS, IdPage, id_page
+from api.schemas.common import ERRORS, ErrorResponse, IdPage, id_page
 from api.schemas.files import FileDeleted, FileObject
 from core.files import service as svc
 
 router = APIRouter(prefix="/v1/files", tags=["files"], responses=ERRORS)
 
 
-@router.post("")
-async def upload(
+@router.post("", responses={413: {"model": ErrorResponse, "description": "File over the upload limit"}})
+def upload(
     session: SessionDep,
     principal: PrincipalDep,
     file: UploadFile,
     purpose: Annotated[str, Form()],
     model: Annotated[str | None, Form()] = None,
 ) -> FileObject:
-    data = await file.read()
-    row = svc.create_file(session, principal.tenant_id, file.filename or "upload.jsonl", purpose, data, model)
+    """Runs in the thread pool: the upload is copied to the store in chunks and validated line by line."""
+    row = svc.create_file(session, principal.tenant_id, file.filename or "upload.jsonl", purpose, file.file, model)
     return FileObject.of(row)
 
 

@@ -7,21 +7,22 @@ unit of work fails; a delete removes the row first and the bytes only after the 
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, BinaryIO
 
 from sqlalchemy.orm import Session
 
 from core.base_models import repository as models_repo
 from core.config import get_settings
 from core.db import on_commit, on_rollback
-from core.errors import Conflict, InvalidRequest, NotFound
+from core.errors import Conflict, InvalidRequest, NotFound, PayloadTooLarge
 from core.files import repository as repo
 from core.files.models import File
 from core.files.states import FileStatus, Purpose
-from core.files.validation import load_tokenizer, validate_jsonl
+from core.files.validation import load_tokenizer, validate_stream
 from core.ids import new_id
 from core.storage import get_store
-from models_store import file_key
+from models_store import Store, file_key
 
 
 def tokenizer_for(session: Session, model_id: str | None) -> tuple[Any, int | None]:
@@ -32,29 +33,62 @@ def tokenizer_for(session: Session, model_id: str | None) -> tuple[Any, int | No
     return load_tokenizer(model.path), model.context_length
 
 
-def create_file(
-    session: Session, tenant_id: str, filename: str, purpose: str, data: bytes, model_id: str | None = None
-) -> File:
+MAX_FILENAME = 500
+
+
+def _check_fields(session: Session, filename: str, purpose: str, model_id: str | None) -> None:
+    for param, value in (("file", filename), ("purpose", purpose), ("model", model_id or "")):
+        if "\x00" in value:
+            raise InvalidRequest(f"{param} must not contain NUL characters", param=param)
+    if len(filename) > MAX_FILENAME:
+        raise InvalidRequest(f"filename is longer than {MAX_FILENAME} characters", param="file")
     if purpose not in set(Purpose):
         raise InvalidRequest(f"purpose must be one of {', '.join(Purpose)}", param="purpose")
-    if len(data) > get_settings().max_upload_bytes:
-        raise InvalidRequest("file exceeds the maximum upload size", param="file", code="file_too_large")
-    counted_with = model_id or get_settings().default_model
-    tokenizer, context = tokenizer_for(session, counted_with)
-    report = validate_jsonl(data, tokenizer, context)
-    report["tokenized_with"] = counted_with if tokenizer is not None else None
+    if model_id and models_repo.get(session, model_id) is None:
+        raise InvalidRequest(f"No base model '{model_id}' to count tokens with.", param="model", code="model_not_found")
+
+
+def _copy(stream: BinaryIO, store: Store, key: str, limit: int) -> tuple[int, str]:
+    """Stream the upload into the store in chunks, enforcing the size limit while reading."""
+    digest, size = hashlib.sha256(), 0
+
+    def chunks() -> Iterator[bytes]:
+        nonlocal size
+        while chunk := stream.read(1 << 20):
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"file exceeds the maximum upload size of {limit} bytes", param="file")
+            digest.update(chunk)
+            yield chunk
+
+    store.put_stream(key, chunks())
+    return size, digest.hexdigest()
+
+
+def create_file(
+    session: Session, tenant_id: str, filename: str, purpose: str, stream: BinaryIO, model_id: str | None = None
+) -> File:
+    """Store the bytes, then validate them line by line (tokens counted only when ``model`` is given).
+    If the unit of work fails afterwards, the stored bytes are removed again."""
+    filename = filename or "upload.jsonl"
+    _check_fields(session, filename, purpose, model_id)
+    tokenizer, context = tokenizer_for(session, model_id)
     file_id = new_id("file-")
-    key = file_key(tenant_id, file_id)
-    store = get_store()
-    store.put_bytes(key, data)
+    key, store = file_key(tenant_id, file_id), get_store()
+    size, sha = _copy(stream, store, key, get_settings().max_upload_bytes)
     on_rollback(session, lambda: store.delete(key))
+    with store.open(key) as fh:
+        report = validate_stream(fh, tokenizer, context)
+    report["tokenized_with"] = model_id if tokenizer is not None else None
+    if tokenizer is not None:
+        report["tokens_by_model"] = {model_id: report["tokens"]}
     row = File(
         id=file_id,
         tenant_id=tenant_id,
-        filename=filename or "upload.jsonl",
+        filename=filename,
         purpose=purpose,
-        bytes=len(data),
-        sha256=hashlib.sha256(data).hexdigest(),
+        bytes=size,
+        sha256=sha,
         storage_key=key,
         status=FileStatus.PROCESSED if report["valid"] else FileStatus.ERROR,
         status_details=None if report["valid"] else _summary(report),
@@ -62,6 +96,21 @@ def create_file(
     )
     repo.add(session, row)
     return row
+
+
+def token_stats(session: Session, row: File, model_id: str) -> dict[str, Any]:
+    """The file's validation report with token statistics for ``model_id``, counted once per model and kept
+    on the row (a retried or second job creation does not tokenize again)."""
+    cached = row.validation.get("tokens_by_model", {}).get(model_id)
+    if cached is not None:
+        return {**row.validation, "tokens": cached, "tokenized_with": model_id}
+    tokenizer, context = tokenizer_for(session, model_id)
+    with get_store().open(row.storage_key) as fh:
+        report = validate_stream(fh, tokenizer, context)
+    if report["valid"]:
+        by_model = {**row.validation.get("tokens_by_model", {}), model_id: report["tokens"]}
+        row.validation = {**row.validation, "tokens_by_model": by_model}
+    return {**report, "tokenized_with": model_id}
 
 
 def _summary(report: dict[str, Any]) -> str:

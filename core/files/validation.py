@@ -1,17 +1,22 @@
-"""Line-by-line validation of fine-tuning JSONL files, with token statistics when a tokenizer is given.
+"""Line-by-line validation of fine-tuning JSONL files, streamed (no whole-file copy in memory), with token
+statistics when a tokenizer is given.
 
-Every bad line is reported with its 1-based line number, a machine-readable code and a reason. Parsing
-and token counting are tuning.rows' (the same code the trainer uses), so validation and training agree.
+Every bad line is reported with its 1-based line number, a machine-readable code and a reason. A line
+longer than the per-line cap is rejected before any JSON parsing. Parsing and token counting are
+tuning.rows' (the code the trainer uses), so validation and training agree.
 """
 
 from __future__ import annotations
 
+import io
+from collections.abc import Iterator
 from functools import lru_cache
-from typing import Any
+from typing import Any, BinaryIO
 
 from tuning.rows import RowError, count_tokens, parse_line
 
 MAX_REPORTED_ERRORS = 100
+MAX_LINE_BYTES = 4 * 1024 * 1024
 
 
 @lru_cache(maxsize=8)
@@ -19,6 +24,24 @@ def load_tokenizer(path: str) -> Any:
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(path)
+
+
+def iter_lines(fh: BinaryIO, max_line: int | None = None) -> Iterator[tuple[int, bytes | None]]:
+    """(line number, raw line) for every line; raw is None for a line over ``max_line`` bytes, whose rest
+    is skipped without being held in memory."""
+    max_line = max_line or MAX_LINE_BYTES
+    lineno = 0
+    while True:
+        raw = fh.readline(max_line + 1)
+        if not raw:
+            return
+        lineno += 1
+        if len(raw) > max_line and not raw.endswith(b"\n"):
+            while (rest := fh.readline(1 << 20)) and not rest.endswith(b"\n"):
+                pass
+            yield lineno, None
+        else:
+            yield lineno, raw
 
 
 def _token_stats(counts: list[int]) -> dict[str, Any]:
@@ -34,8 +57,17 @@ def _token_stats(counts: list[int]) -> dict[str, Any]:
     }
 
 
-def _check_line(raw: str, tokenizer: Any, context_length: int | None, counts: list[int]) -> None:
-    messages = parse_line(raw)
+def _check_line(raw: bytes | None, tokenizer: Any, context_length: int | None, counts: list[int]) -> None:
+    if raw is None:
+        raise RowError("line_too_long", f"line is longer than {MAX_LINE_BYTES} bytes")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RowError("invalid_encoding", "line is not UTF-8") from exc
+    try:
+        messages = parse_line(text)
+    except RecursionError as exc:
+        raise RowError("invalid_json", "line is nested too deeply") from exc
     if tokenizer is not None:
         n = count_tokens(tokenizer, messages)
         if context_length and n > context_length:
@@ -43,18 +75,14 @@ def _check_line(raw: str, tokenizer: Any, context_length: int | None, counts: li
         counts.append(n)
 
 
-def validate_jsonl(data: bytes, tokenizer: Any = None, context_length: int | None = None) -> dict[str, Any]:
+def validate_stream(fh: BinaryIO, tokenizer: Any = None, context_length: int | None = None) -> dict[str, Any]:
     """Return {"valid", "n_lines", "n_examples", "errors": [{line, code, message}], "tokens": stats}."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        return _report(0, 0, [{"line": None, "code": "invalid_encoding", "message": "file is not UTF-8"}], [])
     errors: list[dict[str, Any]] = []
     counts: list[int] = []
-    n_examples = 0
-    lines = text.splitlines()
-    for lineno, raw in enumerate(lines, start=1):
-        if not raw.strip():
+    n_lines = n_examples = 0
+    for lineno, raw in iter_lines(fh):
+        n_lines = lineno
+        if raw is not None and not raw.strip():
             continue
         try:
             _check_line(raw, tokenizer, context_length, counts)
@@ -62,7 +90,11 @@ def validate_jsonl(data: bytes, tokenizer: Any = None, context_length: int | Non
             errors.append({"line": lineno, "code": exc.code, "message": str(exc)})
             continue
         n_examples += 1
-    return _report(len(lines), n_examples, errors, counts)
+    return _report(n_lines, n_examples, errors, counts)
+
+
+def validate_jsonl(data: bytes, tokenizer: Any = None, context_length: int | None = None) -> dict[str, Any]:
+    return validate_stream(io.BytesIO(data), tokenizer, context_length)
 
 
 def _report(n_lines: int, n_examples: int, errors: list[dict[str, Any]], counts: list[int]) -> dict[str, Any]:

@@ -14,9 +14,8 @@ from core.base_models.service import lora_for_job, require_model
 from core.config import get_settings
 from core.errors import Conflict, InvalidRequest, NotFound
 from core.events import service as events
-from core.files.service import get_file, read_file_bytes, tokenizer_for
+from core.files.service import get_file, token_stats
 from core.files.states import Purpose
-from core.files.validation import validate_jsonl
 from core.ids import new_id, now
 from core.jobs import repository as repo
 from core.jobs.models import Job
@@ -38,10 +37,7 @@ def _checked_file(session: Session, tenant_id: str, file_id: str, param: str, mo
     row = get_file(session, tenant_id, file_id, param=param)
     if row.purpose != Purpose.FINE_TUNE:
         raise InvalidRequest(f"File '{file_id}' has purpose '{row.purpose}', not 'fine-tune'.", param=param)
-    report = row.validation
-    if report.get("tokenized_with") != model_id:  # re-count with this model's tokenizer
-        tokenizer, context = tokenizer_for(session, model_id)
-        report = validate_jsonl(read_file_bytes(row), tokenizer, context)
+    report = token_stats(session, row, model_id)
     if not report["valid"]:
         first = report["errors"][0]
         raise InvalidRequest(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,32 +15,19 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def start_worker(stack: dict, log: Path) -> subprocess.Popen:
+    """A real Celery worker, started exactly as `keel worker` starts one (own process group)."""
+    from cli.main import worker_cmd
+
     env = {**os.environ, **{k: v for k, v in stack.items() if k.startswith("KEEL_")}, "C_FORCE_ROOT": "1"}
-    cmd = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "workers.celery_app",
-        "worker",
-        "-P",
-        "solo",
-        "-c",
-        "1",
-        "-Q",
-        "gpu",
-        "--loglevel=INFO",
-        "-n",
-        f"test-{time.monotonic_ns()}@%h",
-    ]
-    return subprocess.Popen(
-        cmd,
-        cwd=REPO,
-        env=env,
-        stdout=open(log, "ab"),
-        stderr=subprocess.STDOUT,  # noqa: SIM115
-        start_new_session=True,
-    )
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            worker_cmd(name=f"test-{time.monotonic_ns()}"),
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 def stop_worker(proc: subprocess.Popen, kill: bool = False) -> None:

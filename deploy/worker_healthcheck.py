@@ -15,6 +15,7 @@ reaper in another worker requeues it. What this check reports is what a worker n
 
 Exit 0 when healthy, 1 with a one-line reason on stderr otherwise. Standard library plus ``redis`` only.
 """
+
 from __future__ import annotations
 
 import os
@@ -64,9 +65,15 @@ def check_gpu() -> str | None:
 
 
 def main() -> int:
-    problems = [p for p in (check_broker(os.environ.get("KEEL_BROKER_URL", "")),
-                            check_database(os.environ.get("KEEL_DATABASE_URL", "")),
-                            check_gpu()) if p]
+    problems = [
+        p
+        for p in (
+            check_broker(os.environ.get("KEEL_BROKER_URL", "")),
+            check_database(os.environ.get("KEEL_DATABASE_URL", "")),
+            check_gpu(),
+        )
+        if p
+    ]
     if problems:
         print("unhealthy: " + "; ".join(problems), file=sys.stderr)
         return 1

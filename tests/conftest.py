@@ -38,7 +38,8 @@ def _claim_redis_db(base: str = "redis://127.0.0.1:6379", ttl_s: int = 6 * 3600)
         for n in range(1, 16):
             key = f"keel-test-lock:{n}"
             owner = r.get(key)
-            owner_host, _, owner_pid = (owner.decode() if isinstance(owner, bytes) else str(owner or "")).rpartition(":")
+            owner = owner.decode() if isinstance(owner, bytes) else str(owner or "")
+            owner_host, _, owner_pid = owner.rpartition(":")
             if owner_host == host and owner_pid.isdigit() and not _pid_alive(int(owner_pid)):
                 r.eval(_CAS_DEL, 1, key, f"{owner_host}:{owner_pid}")  # stale lock of a killed run here
             if r.set(key, me, nx=True, ex=ttl_s):

@@ -1,14 +1,72 @@
 """Shared fixtures: a configured Keel stack per backend (embedded SQLite or PostgreSQL + Redis)."""
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
+import socket
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
+if TYPE_CHECKING:
+    import redis
+
 PG_ADMIN_URL = os.environ.get("KEEL_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-REDIS_URL = os.environ.get("KEEL_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+_CAS_DEL = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+
+
+def _claim_redis_db(base: str = "redis://127.0.0.1:6379", ttl_s: int = 6 * 3600) -> str:
+    """This run's own Redis DB, so concurrent runs never flush each other's broker.
+
+    KEEL_TEST_REDIS_URL wins when set. Otherwise claim the first DB n in 1..15 with
+    ``SET keel-test-lock:n <host>:<pid> NX EX ttl`` in DB 0 (taking over a lock whose process on this
+    host is gone) and release it at exit. Redis unreachable: DB 15; the stack check reports the error.
+    """
+    if os.environ.get("KEEL_TEST_REDIS_URL"):
+        return os.environ["KEEL_TEST_REDIS_URL"]
+    import redis
+
+    host = socket.gethostname()
+    me = f"{host}:{os.getpid()}"
+    try:
+        r = redis.Redis.from_url(f"{base}/0", socket_connect_timeout=2, socket_timeout=5)
+        for n in range(1, 16):
+            key = f"keel-test-lock:{n}"
+            owner = r.get(key)
+            owner = owner.decode() if isinstance(owner, bytes) else str(owner or "")
+            owner_host, _, owner_pid = owner.rpartition(":")
+            if owner_host == host and owner_pid.isdigit() and not _pid_alive(int(owner_pid)):
+                r.eval(_CAS_DEL, 1, key, f"{owner_host}:{owner_pid}")  # stale lock of a killed run here
+            if r.set(key, me, nx=True, ex=ttl_s):
+                atexit.register(_release_redis_db, r, key, me, os.getpid())
+                return f"{base}/{n}"
+    except redis.RedisError:
+        return f"{base}/15"
+    raise RuntimeError("Redis test DBs 1..15 are all claimed (keel-test-lock:* in DB 0); set KEEL_TEST_REDIS_URL")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _release_redis_db(r: redis.Redis, key: str, me: str, pid: int) -> None:
+    if os.getpid() == pid:  # a forked child exiting must not free its parent's DB
+        with contextlib.suppress(Exception):  # else the lock expires on its own
+            r.eval(_CAS_DEL, 1, key, me)
+
+
+REDIS_URL = _claim_redis_db()
 REQUIRE_STACK = os.environ.get("KEEL_TEST_REQUIRE_STACK") == "1"
 
 

@@ -19,17 +19,25 @@ class DbProgress:
         self._last_poll = 0.0
         self._started = time.monotonic()
         self._first_step: tuple[int, float] | None = None
+        self._realign_s: float | None = None
         self._stopped = False
         self.tokens_per_s: float | None = None
 
     def _eta(self, step: int, total: int) -> float | None:
-        """Seconds left in training from the observed step rate since the first step of this attempt."""
+        """Seconds to the job's end: training left at the step rate seen in this attempt, plus the realignment
+        stage as long as it took on this model's recent jobs (without history: as long as training)."""
         t = time.monotonic()
         if self._first_step is None:
             self._first_step = (step, t)
+            with session_scope() as s:
+                self._realign_s = lifecycle.realign_estimate(s, self.job_id)
             return None
         done, elapsed = step - self._first_step[0], t - self._first_step[1]
-        return (total - step) * elapsed / done if done > 0 and elapsed > 0 else None
+        if done <= 0 or elapsed <= 0:
+            return None
+        per_step = elapsed / done
+        stage = self._realign_s if self._realign_s is not None else total * per_step
+        return (total - step) * per_step + stage
 
     def on_step(self, step: int, total_steps: int, metrics: dict[str, Any]) -> None:
         self.tokens_per_s = metrics.get("tokens_per_s") or self.tokens_per_s

@@ -167,10 +167,8 @@ def record_step(
     job = _job(session, job_id)
     job.progress = TRAIN_SHARE * step / max(total, 1)
     job.trained_tokens = int(metrics.get("trained_tokens", 0)) or job.trained_tokens
-    if eta_s is not None:  # training left + the realignment stage (this model's history, else as long again)
-        history = repo.recent_observations(session, job.model, "realign_wall_s")
-        stage = 0.0 if job.safety.get("realign") == "none" else (sum(history) / len(history) if history else eta_s)
-        job.estimated_finish = now() + int(eta_s + stage)
+    if eta_s is not None:
+        job.estimated_finish = now() + int(eta_s)
     data = {
         "step": step,
         "total_steps": total,
@@ -179,6 +177,15 @@ def record_step(
     events.add(
         session, job_id, f"Step {step}/{total}: training loss={metrics.get('loss', 0):.4f}", type="metrics", data=data
     )
+
+
+def realign_estimate(session: Session, job_id: str) -> float | None:
+    """Seconds the realignment stage took on this model's recent jobs (0 when disabled; None if unknown)."""
+    job = _job(session, job_id)
+    if job.safety.get("realign") == "none":
+        return 0.0
+    history = repo.recent_observations(session, job.model, "realign_wall_s")
+    return sum(history) / len(history) if history else None
 
 
 def record_training(

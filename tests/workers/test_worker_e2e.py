@@ -14,7 +14,7 @@ import torch
 
 from tests.factories import chat_rows, to_jsonl
 from tests.fixtures.service import auth, upload
-from tests.workers.helpers import all_events, start_worker, stop_worker, wait_for, wait_terminal
+from tests.workers.helpers import TERMINAL, all_events, job, start_worker, stop_worker, wait_for, wait_terminal
 
 HP = {"n_epochs": 3, "batch_size": 4, "learning_rate_multiplier": 50}
 
@@ -50,7 +50,18 @@ def test_job_runs_end_to_end_and_adapter_changes_the_model(client, keys, worker,
     fid = upload(client, keys["alice"], to_jsonl(chat_rows(24))).json()["id"]
     vid = upload(client, keys["alice"], to_jsonl(chat_rows(8, seed=9))).json()["id"]
     created = _create(client, keys["alice"], fid, validation_file=vid, suffix="e2e")
-    done = wait_terminal(client, keys["alice"], created["id"])
+    seen_eta = []
+    done = wait_for(
+        lambda: (
+            (j := job(client, keys["alice"], created["id"]))["status"] in TERMINAL
+            or seen_eta.append(j["estimated_finish"])
+        ),
+        240,
+        interval=0.2,
+        what="the job to finish",
+    )
+    done = job(client, keys["alice"], created["id"])
+    assert any(t and t >= done["created_at"] for t in seen_eta), seen_eta  # an ETA while it ran
     assert done["status"] == "succeeded", done
     assert done["fine_tuned_model"].startswith("ft:micro:") and done["trained_tokens"] > 0
     assert done["progress"] == 100.0 and done["finished_at"] >= done["created_at"]
@@ -84,6 +95,11 @@ def _check_bundle_and_load(blob: bytes, micro: dict, tmp_path) -> None:
     for name, meta in manifest["files"].items():
         assert hashlib.sha256(zf.read(name)).hexdigest() == meta["sha256"]
     assert manifest["base_model"] == "micro" and manifest["job_spec"]["seed"] == 7
+    # the adapter names its base model by id; no server path leaks into anything the tenant downloads
+    assert json.loads(zf.read("adapter_config.json"))["base_model_name_or_path"] == "micro"
+    for name in zf.namelist():
+        text = zf.read(name).decode("utf-8", "replace") if not name.endswith(".safetensors") else ""
+        assert micro["base"] not in text and micro["alignment"] not in text and "/tmp/" not in text, name
     zf.extractall(tmp_path / "adapter")
     base = AutoModelForCausalLM.from_pretrained(micro["base"]).eval()
     ids = torch.tensor([[5, 6, 7, 8, 9]])

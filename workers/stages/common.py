@@ -34,19 +34,25 @@ def store_artifact(
         results.record_artifact(s, ctx.job_id, kind, key, sha256_file(local), local.stat().st_size, manifest)
 
 
-def _publishable(adapter_dir: Path, base_model: str) -> None:
-    """Name the base model by its registered id, never by a path on this server."""
+def _publishable(adapter_dir: Path, base_model: str, job_id: str) -> None:
+    """Name the base model by its registered id, never by a path on this server (PEFT writes the path into
+    adapter_config.json and its README model card)."""
     cfg_path = adapter_dir / "adapter_config.json"
     cfg = json.loads(cfg_path.read_text())
     if cfg.get("base_model_name_or_path") != base_model:
         cfg["base_model_name_or_path"] = base_model
         cfg_path.write_text(json.dumps(cfg, indent=2, sort_keys=True))
+    readme = adapter_dir / "README.md"
+    if readme.exists():
+        readme.write_text(f"---\nbase_model: {base_model}\nlibrary_name: peft\n---\n\n# LoRA adapter for "
+                          f"{base_model}\n\nFine-tuned and safety-realigned by Keel (job {job_id}); see "
+                          "manifest.json for checksums, the job spec and the realignment summary.\n")
 
 
 def bundle_adapter(ctx: JobContext, kind: ArtifactKind, adapter_dir: Path, info: dict[str, Any]) -> None:
     """Zip a PEFT adapter directory with its manifest and store it as the job's ``kind`` artifact."""
     local = ctx.work / f"{kind}.zip"
-    _publishable(adapter_dir, ctx.spec.model_id)
+    _publishable(adapter_dir, ctx.spec.model_id, ctx.job_id)
     manifest = build_adapter_zip(
         adapter_dir,
         local,

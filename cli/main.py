@@ -33,7 +33,7 @@ def worker_cmd(name: str | None = None) -> list[str]:
         get_settings().queue,
         "--loglevel=INFO",
         "-n",
-        f"{node}@%h",
+        node if "@" in node else f"{node}@%h",
     ]
 
 

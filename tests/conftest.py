@@ -1,4 +1,5 @@
 """Shared fixtures: a configured Keel stack per backend (embedded SQLite or PostgreSQL + Redis)."""
+
 from __future__ import annotations
 
 import atexit
@@ -13,6 +14,8 @@ import pytest
 
 if TYPE_CHECKING:
     import redis
+
+pytest_plugins = ["tests.fixtures.service"]  # client, keys: the running API per backend
 
 PG_ADMIN_URL = os.environ.get("KEEL_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
@@ -111,13 +114,19 @@ def configure(env: dict[str, str]) -> None:
     celery_app.cache_clear()
 
 
-@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+@pytest.fixture(scope="session", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def stack(request, tmp_path_factory) -> dict:
     """Environment of one backend, migrated with Alembic. Yields the env dict (for worker subprocesses)."""
     root = tmp_path_factory.mktemp(f"keel-{request.param}")
-    env = {"KEEL_DATA_DIR": str(root / "data"), "KEEL_STORE_DIR": str(root / "store"),
-           "KEEL_JOB_LEASE_S": "6", "KEEL_HEARTBEAT_S": "1", "KEEL_REAPER_INTERVAL_S": "1",
-           "KEEL_SAFETY_EVAL_SIZE": "24", "KEEL_METRICS_EVERY_S": "0"}
+    env = {
+        "KEEL_DATA_DIR": str(root / "data"),
+        "KEEL_STORE_DIR": str(root / "store"),
+        "KEEL_JOB_LEASE_S": "6",
+        "KEEL_HEARTBEAT_S": "1",
+        "KEEL_REAPER_INTERVAL_S": "1",
+        "KEEL_SAFETY_EVAL_SIZE": "24",
+        "KEEL_METRICS_EVERY_S": "0",
+    }
     dbname = None
     if request.param == "postgres":
         problem = _stack_available()

@@ -48,8 +48,10 @@ def _requeue(job_id: str, owner: str) -> str:
 def _stopped(job_id: str, owner: str) -> str:
     if SHUTTING_DOWN.is_set():
         return _requeue(job_id, owner)
-    log.info("job %s stopped (cancelled or lease lost)", job_id)
-    return "cancelled"
+    with session_scope() as s:
+        status = lifecycle.status(s, job_id)
+    log.info("job %s stopped (%s)", job_id, status)
+    return "paused" if status == "paused" else "cancelled"
 
 
 def _run_claimed(job_id: str, owner: str, progress: DbProgress) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Form, Query, UploadFile
+from fastapi.responses import StreamingResponse
+from starlette.background import BackgroundTask
 
 from api.deps import PrincipalDep, SessionDep
 from api.schemas.common import ERRORS, ErrorResponse, IdPage, id_page
@@ -43,6 +45,23 @@ def list_files(
 @router.get("/{file_id}")
 def retrieve(file_id: str, session: SessionDep, principal: PrincipalDep) -> FileObject:
     return FileObject.of(svc.get_file(session, principal.tenant_id, file_id))
+
+
+@router.get(
+    "/{file_id}/content",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
+def content(file_id: str, session: SessionDep, principal: PrincipalDep) -> StreamingResponse:
+    row = svc.get_file(session, principal.tenant_id, file_id)
+    fh = svc.open_content(row)
+    chunks = iter(lambda: fh.read(1 << 20), b"")
+    return StreamingResponse(
+        chunks,
+        media_type="application/octet-stream",
+        background=BackgroundTask(fh.close),
+        headers={"Content-Length": str(row.bytes)},
+    )
 
 
 @router.delete("/{file_id}")

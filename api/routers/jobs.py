@@ -26,7 +26,8 @@ router = APIRouter(prefix="/v1/fine_tuning/jobs", tags=["fine-tuning"], response
 
 
 def _obj(session: SessionDep, job: Job) -> JobObject:
-    return JobObject.of(job, svc.queue_position(session, job), svc.public_lora(job.lora))
+    files = results.result_files(session, job) if job.status == "succeeded" else []
+    return JobObject.of(job, svc.queue_position(session, job), svc.public_lora(job.lora), files)
 
 
 @router.post("")
@@ -71,6 +72,16 @@ def retrieve(job_id: str, session: SessionDep, principal: PrincipalDep) -> JobOb
 @router.post("/{job_id}/cancel")
 def cancel(job_id: str, session: SessionDep, principal: PrincipalDep) -> JobObject:
     return _obj(session, svc.cancel_job(session, principal.tenant_id, job_id))
+
+
+@router.post("/{job_id}/pause")
+def pause(job_id: str, session: SessionDep, principal: PrincipalDep) -> JobObject:
+    return _obj(session, svc.pause_job(session, principal.tenant_id, job_id))
+
+
+@router.post("/{job_id}/resume")
+def resume(job_id: str, session: SessionDep, principal: PrincipalDep) -> JobObject:
+    return _obj(session, svc.resume_job(session, principal.tenant_id, job_id))
 
 
 @router.get("/{job_id}/events", response_model=Page[EventObject])

@@ -56,7 +56,7 @@ class JobObject(BaseModel):
     mask_id: str | None = Field(default=None, description="Keel: safety-mask version used")
 
     @classmethod
-    def of(cls, job: Job, queue_position: int | None, lora: dict[str, Any]) -> JobObject:
+    def of(cls, job: Job, queue_position: int | None, lora: dict[str, Any], result_files: list[str]) -> JobObject:
         hp = JobHyperparameters(
             **{k: job.hyperparameters.get(k) for k in ("n_epochs", "batch_size", "learning_rate_multiplier")}
         )
@@ -67,7 +67,7 @@ class JobObject(BaseModel):
             finished_at=job.finished_at,
             fine_tuned_model=job.fine_tuned_model,
             organization_id=job.tenant_id,
-            result_files=[f"{job.id}/adapter"] if job.status == "succeeded" else [],
+            result_files=result_files,
             status=job.status,
             validation_file=job.validation_file,
             training_file=job.training_file,

@@ -42,3 +42,13 @@ def add(session: Session, row: File) -> None:
 def delete(session: Session, row: File) -> None:
     session.delete(row)
     session.flush()
+
+
+def by_storage_key(session: Session, tenant_id: str, key: str) -> File | None:
+    return session.scalar(select(File).where(File.tenant_id == tenant_id, File.storage_key == key))
+
+
+def ids_for_keys(session: Session, tenant_id: str, keys: list[str]) -> list[str]:
+    if not keys:
+        return []
+    return list(session.scalars(select(File.id).where(File.tenant_id == tenant_id, File.storage_key.in_(keys))))

@@ -18,7 +18,7 @@ from core.db import on_commit, on_rollback
 from core.errors import Conflict, InvalidRequest, NotFound, PayloadTooLarge
 from core.files import repository as repo
 from core.files.models import File
-from core.files.states import FileStatus, Purpose
+from core.files.states import UPLOADABLE, FileStatus, Purpose
 from core.files.validation import load_tokenizer, validate_stream
 from core.ids import new_id
 from core.storage import get_store
@@ -42,8 +42,8 @@ def _check_fields(session: Session, filename: str, purpose: str, model_id: str |
             raise InvalidRequest(f"{param} must not contain NUL characters", param=param)
     if len(filename) > MAX_FILENAME:
         raise InvalidRequest(f"filename is longer than {MAX_FILENAME} characters", param="file")
-    if purpose not in set(Purpose):
-        raise InvalidRequest(f"purpose must be one of {', '.join(Purpose)}", param="purpose")
+    if purpose not in UPLOADABLE:
+        raise InvalidRequest(f"purpose must be one of {', '.join(UPLOADABLE)}", param="purpose")
     if model_id and models_repo.get(session, model_id) is None:
         raise InvalidRequest(f"No base model '{model_id}' to count tokens with.", param="model", code="model_not_found")
 
@@ -138,9 +138,38 @@ def delete_file(session: Session, tenant_id: str, file_id: str) -> None:
     in_use = repo.active_job_using(session, file_id)
     if in_use:
         raise Conflict(f"File '{file_id}' is used by active job '{in_use}'; cancel it first.", code="file_in_use")
-    key = row.storage_key
+    key, owned = row.storage_key, row.purpose != Purpose.FINE_TUNE_RESULTS  # a job artifact owns result bytes
     repo.delete(session, row)
-    on_commit(session, lambda: get_store().delete(key))
+    if owned:
+        on_commit(session, lambda: get_store().delete(key))
+
+
+def register_result(session: Session, tenant_id: str, filename: str, key: str, size: int, sha256: str) -> File:
+    """A job's stored result (its adapter bundle) as a file of the tenant's; idempotent per storage key."""
+    existing = repo.by_storage_key(session, tenant_id, key)
+    if existing is not None:
+        return existing
+    row = File(
+        id=new_id("file-"),
+        tenant_id=tenant_id,
+        filename=filename,
+        purpose=Purpose.FINE_TUNE_RESULTS,
+        bytes=size,
+        sha256=sha256,
+        storage_key=key,
+        status=FileStatus.PROCESSED,
+        validation={},
+    )
+    repo.add(session, row)
+    return row
+
+
+def result_file_ids(session: Session, tenant_id: str, keys: list[str]) -> list[str]:
+    return repo.ids_for_keys(session, tenant_id, keys)
+
+
+def open_content(row: File) -> BinaryIO:
+    return get_store().open(row.storage_key)
 
 
 def read_file_bytes(row: File) -> bytes:

@@ -13,3 +13,7 @@ class FileStatus(StrEnum):
 class Purpose(StrEnum):
     FINE_TUNE = "fine-tune"
     SAFETY_CORPUS = "safety-corpus"
+    FINE_TUNE_RESULTS = "fine-tune-results"  # a job's realigned adapter bundle, listed in result_files
+
+
+UPLOADABLE = (Purpose.FINE_TUNE, Purpose.SAFETY_CORPUS)

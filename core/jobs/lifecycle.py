@@ -21,6 +21,7 @@ from core.jobs.models import Job
 from core.jobs.service import model_name, public_lora
 from core.jobs.states import JobStatus, Stage
 from core.queue import RUN_JOB, send_after_commit
+from core.results.service import publish
 
 TRAIN_SHARE = 80.0  # percent of the progress bar given to training; realignment/eval/export share the rest
 
@@ -102,6 +103,10 @@ def renew(session: Session, job_id: str, owner: str) -> bool:
     return repo.renew(session, job_id, owner, get_settings().job_lease_s)
 
 
+def status(session: Session, job_id: str) -> str | None:
+    return repo.status(session, job_id)
+
+
 def is_running(session: Session, job_id: str) -> bool:
     return repo.status(session, job_id) == JobStatus.RUNNING
 
@@ -142,7 +147,9 @@ def fail(session: Session, job_id: str, owner: str, code: str, message: str) -> 
 
 
 def succeed(session: Session, job_id: str, owner: str) -> bool:
-    name = model_name(_job(session, job_id))
+    job = _job(session, job_id)
+    name = model_name(job)
+    publish(session, job)
     return finish(
         session,
         job_id,

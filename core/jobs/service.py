@@ -200,6 +200,30 @@ def cancel_job(session: Session, tenant_id: str, job_id: str) -> Job:
     return job
 
 
+def pause_job(session: Session, tenant_id: str, job_id: str) -> Job:
+    """Running or queued → paused: the worker stops at its next step; checkpoints are kept for resume."""
+    job = get_job(session, tenant_id, job_id)
+    if not repo.transition(
+        session, job_id, JobStatus.PAUSED, lease_owner=None, lease_expires_at=None, estimated_finish=None
+    ):
+        session.refresh(job)
+        raise Conflict(f"Job '{job_id}' is {job.status} and cannot be paused.", code="job_not_pausable")
+    events.add(session, job_id, "Job paused by request; resume continues from the last checkpoint")
+    session.refresh(job)
+    return job
+
+
+def resume_job(session: Session, tenant_id: str, job_id: str) -> Job:
+    job = get_job(session, tenant_id, job_id)
+    if job.status != JobStatus.PAUSED or not repo.transition(session, job_id, JobStatus.QUEUED, dispatched_at=now()):
+        session.refresh(job)
+        raise Conflict(f"Job '{job_id}' is {job.status}; only a paused job can be resumed.", code="job_not_paused")
+    events.add(session, job_id, "Job resumed by request; queued")
+    send_after_commit(session, RUN_JOB, job_id)
+    session.refresh(job)
+    return job
+
+
 def queue_position(session: Session, job: Job) -> int | None:
     if job.status != JobStatus.QUEUED:
         return None

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from core.errors import InvalidRequest, NotFound, PermissionDenied
+from core.files.service import register_result, result_file_ids
 from core.jobs.models import Job
 from core.jobs.states import JobStatus
 from core.results import repository as repo
@@ -53,6 +54,18 @@ def adapter_artifact(session: Session, job: Job, variant: str, principal: Princi
             code="adapter_not_ready",
         )
     return row
+
+
+def publish(session: Session, job: Job) -> None:
+    """Expose the realigned adapter bundle as a file of the job's tenant (the job's ``result_files``)."""
+    art = repo.artifact(session, job.id, ArtifactKind.ADAPTER)
+    if art is not None:
+        register_result(session, job.tenant_id, f"{job.id}-adapter.zip", art.storage_key, art.bytes, art.sha256)
+
+
+def result_files(session: Session, job: Job) -> list[str]:
+    art = repo.artifact(session, job.id, ArtifactKind.ADAPTER)
+    return result_file_ids(session, job.tenant_id, [art.storage_key]) if art is not None else []
 
 
 def stored_report(session: Session, job_id: str) -> dict[str, Any] | None:

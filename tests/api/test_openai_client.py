@@ -47,8 +47,12 @@ def test_openai_client_uploads_creates_lists_and_retrieves(base_url, keys):
     assert got.id == job.id and got.model == "micro"
     events = client.fine_tuning.jobs.list_events(job.id, limit=10)
     assert any("Created fine-tuning job" in e.message for e in events.data)
+    assert client.fine_tuning.jobs.pause(job.id).status == "paused"
+    assert client.fine_tuning.jobs.resume(job.id).status == "queued"
     cancelled = client.fine_tuning.jobs.cancel(job.id)
     assert cancelled.status == "cancelled"
+    content = client.files.content(f.id).read()
+    assert content == to_jsonl(chat_rows(12))
 
 
 def test_openai_client_raises_typed_errors(base_url, keys):

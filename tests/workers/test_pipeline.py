@@ -89,3 +89,24 @@ def test_reaper_requeues_an_expired_lease_and_gives_up_after_max_attempts(client
     reap()
     final = job(client, keys["alice"], jid)
     assert final["status"] == "failed" and final["error"]["code"] == "worker_lost"
+
+
+def test_pause_stops_the_worker_and_resume_finishes_the_job(client, keys):
+    from workers.pipeline import run_job
+
+    key = keys["alice"]
+    jid = _queued_job(client, key, n=48, epochs=6, bs=2)
+    out: list[str] = []
+    t = threading.Thread(target=lambda: out.append(run_job(jid)))
+    t.start()
+    wait_for(lambda: any(e["type"] == "metrics" for e in all_events(client, key, jid)), 120, what="training")
+    r = client.post(f"/v1/fine_tuning/jobs/{jid}/pause", headers=auth(key))
+    assert r.status_code == 200 and r.json()["status"] == "paused"
+    t.join(timeout=30)
+    assert not t.is_alive() and out == ["paused"]
+    assert client.post(f"/v1/fine_tuning/jobs/{jid}/pause", headers=auth(key)).status_code == 409
+    r = client.post(f"/v1/fine_tuning/jobs/{jid}/resume", headers=auth(key))
+    assert r.status_code == 200 and r.json()["status"] == "queued"
+    assert run_job(jid) == "succeeded"
+    assert job(client, key, jid)["status"] == "succeeded"
+    assert client.post(f"/v1/fine_tuning/jobs/{jid}/resume", headers=auth(key)).status_code == 409

@@ -44,9 +44,11 @@ def _publishable(adapter_dir: Path, base_model: str, job_id: str) -> None:
         cfg_path.write_text(json.dumps(cfg, indent=2, sort_keys=True))
     readme = adapter_dir / "README.md"
     if readme.exists():
-        readme.write_text(f"---\nbase_model: {base_model}\nlibrary_name: peft\n---\n\n# LoRA adapter for "
-                          f"{base_model}\n\nFine-tuned and safety-realigned by Keel (job {job_id}); see "
-                          "manifest.json for checksums, the job spec and the realignment summary.\n")
+        readme.write_text(
+            f"---\nbase_model: {base_model}\nlibrary_name: peft\n---\n\n# LoRA adapter for "
+            f"{base_model}\n\nFine-tuned and safety-realigned by Keel (job {job_id}); see "
+            "manifest.json for checksums, the job spec and the realignment summary.\n"
+        )
 
 
 def bundle_adapter(ctx: JobContext, kind: ArtifactKind, adapter_dir: Path, info: dict[str, Any]) -> None:

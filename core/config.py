@@ -39,6 +39,7 @@ class Settings(BaseSettings):
     default_model: str = "keel-testbed"
     safety_eval_size: int = Field(default=200, description="harmful/benign prompts per safety evaluation")
     metrics_every_s: float = 2.0
+    max_streams_per_tenant: int = Field(default=8, description="open SSE event streams per tenant per API process")
     checkpoint_every: int = Field(
         default=0, description="optimizer steps between checkpoints; 0 = a quarter of the run"
     )

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
@@ -13,7 +11,7 @@ from fastapi.responses import StreamingResponse
 from api.deps import PrincipalDep, SessionDep
 from api.schemas.common import ERRORS, IdPage, Page, id_page, page
 from api.schemas.jobs import CheckpointObject, DryRun, EventObject, JobObject, SafetyReportObject
-from core.db import session_scope
+from api.streams import STREAMS, event_stream
 from core.errors import InvalidRequest
 from core.events import service as events
 from core.jobs import service as svc
@@ -95,33 +93,14 @@ def list_events(
 ) -> Page[EventObject] | StreamingResponse:
     svc.get_job(session, principal.tenant_id, job_id)
     if stream:
-        return StreamingResponse(_event_stream(job_id), media_type="text/event-stream")
+        STREAMS.take(principal.tenant_id)
+        return StreamingResponse(
+            event_stream(job_id, principal.tenant_id),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
     rows, more = events.page(session, job_id, after, limit)
     return page([EventObject.of(e) for e in rows], more)
-
-
-def _poll(job_id: str, seq: int) -> tuple[list[str], int, str | None]:
-    """One short unit of work: new events as SSE chunks, the last seq, and the status once it is final."""
-    with session_scope() as s:
-        new = events.since(s, job_id, seq)
-        status = svc.job_status(s, job_id)
-        chunks = [f"id: {e.id}\ndata: {EventObject.of(e).model_dump_json()}\n\n" for e in new]
-        final = status if svc.is_terminal(status) and not new else None
-        return chunks, (new[-1].seq if new else seq), final
-
-
-async def _event_stream(job_id: str, poll_s: float = 0.5) -> AsyncIterator[str]:
-    """Server-Sent Events: every event in order, then `event: done` once the job is terminal. No pooled
-    connection is held between polls; each poll runs off the event loop."""
-    seq = 0
-    while True:
-        chunks, seq, final = await asyncio.to_thread(_poll, job_id, seq)
-        for chunk in chunks:
-            yield chunk
-        if final:
-            yield f"event: done\ndata: {json.dumps({'status': final})}\n\n"
-            return
-        await asyncio.sleep(poll_s)
 
 
 @router.get("/{job_id}/checkpoints")

@@ -1,0 +1,67 @@
+"""SSE event streams against a real server: events in order then `done`, a per-tenant cap (429), and no DB
+connection held while a stream is open (a stream outliving the pool size doesn't starve other requests)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import httpx
+import pytest
+import uvicorn
+
+from tests.factories import chat_rows, to_jsonl
+from tests.fixtures.service import auth, upload
+
+
+@pytest.fixture(scope="module")
+def server(stack, keys):
+    from api.main import create_app
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    srv = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not srv.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(timeout=10)
+
+
+def _job(client, key) -> str:
+    fid = upload(client, key, to_jsonl(chat_rows(12))).json()["id"]
+    return client.post("/v1/fine_tuning/jobs", headers=auth(key), json={"model": "micro", "training_file": fid}).json()[
+        "id"
+    ]
+
+
+def test_open_streams_are_capped_per_tenant_and_hold_no_connection(client, keys, server, monkeypatch):
+    from core.config import get_settings
+
+    monkeypatch.setattr(get_settings(), "max_streams_per_tenant", 16)
+    jid = _job(client, keys["bob"])
+    url = f"{server}/v1/fine_tuning/jobs/{jid}/events?stream=true"
+    with httpx.Client(timeout=10) as http:
+        streams = [http.stream("GET", url, headers=auth(keys["bob"])) for _ in range(16)]  # > the pool (5 + 10 overflow)
+        opened = [s.__enter__() for s in streams]
+        try:
+            assert all(r.status_code == 200 for r in opened)
+            over = http.get(url, headers=auth(keys["bob"]))
+            assert over.status_code == 429 and over.headers["Retry-After"]
+            assert over.json()["error"]["code"] == "too_many_streams"
+            started = time.monotonic()
+            assert http.get(f"{server}/healthz").status_code == 200  # the pool is not held by the streams
+            assert http.get(url.replace(jid, jid), headers=auth(keys["alice"])).status_code == 404
+            assert time.monotonic() - started < 5
+            http.post(f"{server}/v1/fine_tuning/jobs/{jid}/cancel", headers=auth(keys["bob"]))
+            text = "".join(opened[0].iter_text())
+        finally:
+            for s in streams:
+                s.__exit__(None, None, None)
+    assert "Created fine-tuning job" in text and "event: done" in text and '"cancelled"' in text

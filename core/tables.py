@@ -7,10 +7,11 @@ from core.events.models import Checkpoint, JobEvent
 from core.files.models import File
 from core.jobs.models import Job
 from core.results.models import Artifact, SafetyReport
-from core.tenants.models import ApiKey, Tenant
+from core.tenants.models import ApiKey, AuditEvent, Tenant
 
 __all__ = [
     "ApiKey",
+    "AuditEvent",
     "Artifact",
     "BaseModelRecord",
     "Checkpoint",

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Query
 
 from api.deps import AdminDep, SessionDep
 from api.schemas.common import ERRORS, Page, page
-from api.schemas.models import ApiKeyObject, BaseModelAdmin, MaskObject, TenantObject
+from api.schemas.models import ApiKeyInfo, ApiKeyObject, AuditObject, BaseModelAdmin, MaskObject, TenantObject
 from core.base_models import service as svc
 from core.base_models.schemas import BaseModelCreate, MaskCreate
 from core.files.service import get_file, read_file_bytes
 from core.queue import COMPUTE_MASKS, send_after_commit
+from core.tenants import service as tenants
 from core.tenants.schemas import TenantCreate
-from core.tenants.service import create_key, create_tenant
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], responses=ERRORS)
 
@@ -53,12 +55,29 @@ def get_model(model_id: str, session: SessionDep, _: AdminDep) -> BaseModelAdmin
 
 
 @router.post("/tenants")
-def new_tenant(body: TenantCreate, session: SessionDep, _: AdminDep) -> TenantObject:
-    tenant, key = create_tenant(session, body.name, role=body.role)
+def new_tenant(body: TenantCreate, session: SessionDep, admin: AdminDep) -> TenantObject:
+    tenant, key = tenants.register_tenant(session, admin, body.name, body.role)
     return TenantObject(id=tenant.id, name=tenant.name, api_key=key, role=body.role)
 
 
 @router.post("/tenants/{tenant_id}/api_keys")
-def new_key(tenant_id: str, body: TenantCreate, session: SessionDep, _: AdminDep) -> ApiKeyObject:
-    row, key = create_key(session, tenant_id, role=body.role, name=body.name)
+def new_key(tenant_id: str, body: TenantCreate, session: SessionDep, admin: AdminDep) -> ApiKeyObject:
+    row, key = tenants.issue_key(session, admin, tenant_id, role=body.role, name=body.name)
     return ApiKeyObject(id=row.id, tenant_id=tenant_id, api_key=key, role=row.role)
+
+
+@router.get("/tenants/{tenant_id}/api_keys")
+def list_keys(tenant_id: str, session: SessionDep, _: AdminDep) -> Page[ApiKeyInfo]:
+    return page([ApiKeyInfo.of(k) for k in tenants.list_keys(session, tenant_id)], False)
+
+
+@router.delete("/tenants/{tenant_id}/api_keys/{key_id}")
+def revoke_key(tenant_id: str, key_id: str, session: SessionDep, admin: AdminDep) -> ApiKeyInfo:
+    return ApiKeyInfo.of(tenants.revoke_key(session, admin, tenant_id, key_id))
+
+
+@router.get("/audit_events")
+def audit_events(
+    session: SessionDep, _: AdminDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> Page[AuditObject]:
+    return page([AuditObject.of(e) for e in tenants.audit_log(session, limit)], False)

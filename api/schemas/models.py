@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from core.base_models.models import BaseModelRecord, SafetyMask
+from core.tenants.models import ApiKey, AuditEvent
 
 
 class ModelObject(BaseModel):
@@ -94,3 +95,53 @@ class ApiKeyObject(BaseModel):
     tenant_id: str
     api_key: str
     role: str
+
+
+class ApiKeyInfo(BaseModel):
+    """An existing key: never its plaintext, only the prefix that identifies it."""
+
+    object: Literal["api_key"] = "api_key"
+    id: str
+    tenant_id: str
+    prefix: str
+    role: str
+    name: str | None
+    created_at: int
+    last_used_at: int | None
+    revoked_at: int | None
+
+    @classmethod
+    def of(cls, k: ApiKey) -> ApiKeyInfo:
+        return cls(
+            id=k.id,
+            tenant_id=k.tenant_id,
+            prefix=k.prefix,
+            role=k.role,
+            name=k.name,
+            created_at=k.created_at,
+            last_used_at=k.last_used_at,
+            revoked_at=k.revoked_at,
+        )
+
+
+class AuditObject(BaseModel):
+    object: Literal["audit_event"] = "audit_event"
+    id: str
+    actor_key_id: str
+    actor_tenant_id: str
+    action: str
+    target_tenant_id: str | None
+    target_id: str | None
+    created_at: int
+
+    @classmethod
+    def of(cls, e: AuditEvent) -> AuditObject:
+        return cls(
+            id=e.id,
+            actor_key_id=e.actor_key_id,
+            actor_tenant_id=e.actor_tenant_id,
+            action=e.action,
+            target_tenant_id=e.target_tenant_id,
+            target_id=e.target_id,
+            created_at=e.created_at,
+        )

@@ -26,3 +26,17 @@ class ApiKey(Base):
     name: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[int] = mapped_column(default=now)
     revoked_at: Mapped[int | None] = mapped_column()
+    last_used_at: Mapped[int | None] = mapped_column()
+
+
+class AuditEvent(Base):
+    """Who did what outside their own tenant (admin actions), append-only."""
+
+    __tablename__ = "audit_events"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("audit-"))
+    actor_key_id: Mapped[str] = mapped_column(String(40))
+    actor_tenant_id: Mapped[str] = mapped_column(String(40))
+    action: Mapped[str] = mapped_column(String(60))
+    target_tenant_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    target_id: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[int] = mapped_column(default=now, index=True)

@@ -9,9 +9,12 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from core.errors import AuthenticationError, NotFound, PermissionDenied
+from core.ids import now
 from core.tenants import repository as repo
-from core.tenants.models import ApiKey, Tenant
+from core.tenants.models import ApiKey, AuditEvent, Tenant
 from core.tenants.states import Role
+
+LAST_USED_RESOLUTION_S = 60
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,53 @@ def ensure_key(session: Session, name: str, role: str, plaintext: str) -> None:
         create_tenant(session, name, role=role, plaintext=plaintext)
 
 
+def audit(session: Session, actor: Principal, action: str, target_tenant_id: str | None, target_id: str | None) -> None:
+    repo.add(
+        session,
+        AuditEvent(
+            actor_key_id=actor.key_id,
+            actor_tenant_id=actor.tenant_id,
+            action=action,
+            target_tenant_id=target_tenant_id,
+            target_id=target_id,
+        ),
+    )
+
+
+def issue_key(session: Session, actor: Principal, tenant_id: str, role: str, name: str | None) -> tuple[ApiKey, str]:
+    """An admin mints a key; minting one in another tenant is recorded as an audit event."""
+    row, key = create_key(session, tenant_id, role=role, name=name)
+    if tenant_id != actor.tenant_id:
+        audit(session, actor, "api_key.create", tenant_id, row.id)
+    return row, key
+
+
+def register_tenant(session: Session, actor: Principal, name: str, role: str) -> tuple[Tenant, str]:
+    tenant, key = create_tenant(session, name, role=role)
+    audit(session, actor, "tenant.create", tenant.id, tenant.id)
+    return tenant, key
+
+
+def list_keys(session: Session, tenant_id: str) -> list[ApiKey]:
+    if repo.get_tenant(session, tenant_id) is None:
+        raise NotFound("tenant", tenant_id, param="tenant_id")
+    return repo.keys_of(session, tenant_id)
+
+
+def revoke_key(session: Session, actor: Principal, tenant_id: str, key_id: str) -> ApiKey:
+    row = repo.get_key(session, tenant_id, key_id)
+    if row is None:
+        raise NotFound("API key", key_id, param="key_id")
+    if row.revoked_at is None:
+        row.revoked_at = now()
+        audit(session, actor, "api_key.revoke", tenant_id, key_id)
+    return row
+
+
+def audit_log(session: Session, limit: int) -> list[AuditEvent]:
+    return repo.audit_events(session, limit)
+
+
 def authenticate(session: Session, authorization: str | None) -> Principal:
     if not authorization or not authorization.lower().startswith("bearer "):
         raise AuthenticationError("Missing bearer API key in the Authorization header.", code="missing_api_key")
@@ -66,4 +116,6 @@ def authenticate(session: Session, authorization: str | None) -> Principal:
     row = repo.active_key_by_hash(session, hash_key(key))
     if row is None:
         raise AuthenticationError("Incorrect API key provided.", code="invalid_api_key")
+    t = now()
+    repo.touch(session, row.id, t, older_than=t - LAST_USED_RESOLUTION_S)  # a write at most once a minute
     return Principal(tenant_id=row.tenant_id, role=row.role, key_id=row.id)

@@ -37,3 +37,25 @@ def test_models_endpoint_lists_base_models(client, keys):
     assert "micro" in [m["id"] for m in data]
     assert client.get("/v1/models/micro", headers=auth(keys["alice"])).json()["object"] == "model"
     assert client.get("/v1/models/ft:nope", headers=auth(keys["alice"])).status_code == 404
+
+
+def test_keys_are_listed_without_secrets_revocable_and_audited(client, keys):
+    admin = auth(keys["admin"])
+    tenant = client.post("/v1/admin/tenants", headers=admin, json={"name": "dave"}).json()
+    minted = client.post(f"/v1/admin/tenants/{tenant['id']}/api_keys", headers=admin, json={"name": "ci"}).json()
+    assert client.get("/v1/files", headers=auth(minted["api_key"])).status_code == 200
+    listed = client.get(f"/v1/admin/tenants/{tenant['id']}/api_keys", headers=admin).json()["data"]
+    assert len(listed) == 2 and all("api_key" not in k for k in listed)
+    row = next(k for k in listed if k["id"] == minted["id"])
+    assert minted["api_key"].startswith(row["prefix"]) and row["last_used_at"] and row["revoked_at"] is None
+    r = client.delete(f"/v1/admin/tenants/{tenant['id']}/api_keys/{minted['id']}", headers=admin)
+    assert r.status_code == 200 and r.json()["revoked_at"]
+    assert client.get("/v1/files", headers=auth(minted["api_key"])).status_code == 401
+    assert client.delete(f"/v1/admin/tenants/{tenant['id']}/api_keys/key-nope", headers=admin).status_code == 404
+    actions = {
+        (e["action"], e["target_id"]) for e in client.get("/v1/admin/audit_events", headers=admin).json()["data"]
+    }
+    assert {("api_key.create", minted["id"]), ("api_key.revoke", minted["id"]), ("tenant.create", tenant["id"])} <= (
+        actions
+    )
+    assert client.get("/v1/admin/audit_events", headers=auth(keys["alice"])).status_code == 403

@@ -48,7 +48,9 @@ def test_open_streams_are_capped_per_tenant_and_hold_no_connection(client, keys,
     jid = _job(client, keys["bob"])
     url = f"{server}/v1/fine_tuning/jobs/{jid}/events?stream=true"
     with httpx.Client(timeout=10) as http:
-        streams = [http.stream("GET", url, headers=auth(keys["bob"])) for _ in range(16)]  # > the pool (5 + 10 overflow)
+        streams = [
+            http.stream("GET", url, headers=auth(keys["bob"])) for _ in range(16)
+        ]  # > the pool (5 + 10 overflow)
         opened = [s.__enter__() for s in streams]
         try:
             assert all(r.status_code == 200 for r in opened)

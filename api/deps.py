@@ -9,6 +9,7 @@ from fastapi import Depends, Header
 from sqlalchemy.orm import Session
 
 from core.db import session_scope
+from core.tenants.limits import BUCKETS
 from core.tenants.service import Principal, authenticate
 
 
@@ -23,7 +24,9 @@ SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 def get_principal(session: SessionDep, authorization: Annotated[str | None, Header()] = None) -> Principal:
-    return authenticate(session, authorization)
+    principal = authenticate(session, authorization)
+    BUCKETS.take(principal.key_id)
+    return principal
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

@@ -39,6 +39,13 @@ class Settings(BaseSettings):
     default_model: str = "keel-testbed"
     safety_eval_size: int = Field(default=200, description="harmful/benign prompts per safety evaluation")
     metrics_every_s: float = 2.0
+    max_active_jobs_per_tenant: int = Field(default=16, description="queued + running + paused jobs per tenant")
+    max_running_per_tenant: int = Field(
+        default=1, description="a worker defers a tenant's next job while others wait (0 = no fairness rule)"
+    )
+    max_upload_bytes_per_day: int = Field(default=20 * 1024**3, description="uploaded bytes per tenant per 24 h")
+    rate_limit_rps: float = Field(default=20.0, description="requests/s per API key per API process (0 = off)")
+    rate_limit_burst: int = 60
     max_streams_per_tenant: int = Field(default=8, description="open SSE event streams per tenant per API process")
     checkpoint_every: int = Field(
         default=0, description="optimizer steps between checkpoints; 0 = a quarter of the run"

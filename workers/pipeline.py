@@ -19,6 +19,9 @@ log = logging.getLogger("keel.worker")
 def run_job(job_id: str) -> str:
     owner = worker_id()
     with session_scope() as s:
+        if lifecycle.should_defer(s, job_id):
+            log.info("job %s deferred: its tenant already runs its share while others wait", job_id)
+            return "deferred"
         claimed = lifecycle.claim(s, job_id, owner)
     if not claimed:
         log.info("job %s is not claimable (duplicate delivery or already done); skipping", job_id)

@@ -98,6 +98,16 @@ def claim(session: Session, job_id: str, owner: str) -> bool:
     return repo.claim(session, job_id, owner, get_settings().job_lease_s)
 
 
+def should_defer(session: Session, job_id: str) -> bool:
+    """Fair scheduling: a queued job whose tenant already runs its share waits while another tenant's job is
+    queued (the reaper re-sends it later), so one tenant's backlog cannot starve the others."""
+    cap = get_settings().max_running_per_tenant
+    job = repo.get(session, job_id)
+    if cap <= 0 or job is None or job.status != JobStatus.QUEUED:
+        return False
+    return repo.running_count(session, job.tenant_id) >= cap and repo.others_waiting(session, job.tenant_id)
+
+
 def renew(session: Session, job_id: str, owner: str) -> bool:
     """Extend our lease; False once the job was cancelled, finished, or taken over."""
     return repo.renew(session, job_id, owner, get_settings().job_lease_s)

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from core.ids import now
 from core.jobs.models import Job
-from core.jobs.states import JobStatus, sources
+from core.jobs.states import ACTIVE, JobStatus, sources
 from core.pagination import after_cursor, fetch_page
 
 
@@ -117,4 +117,30 @@ def succeeded(session: Session, tenant_id: str) -> list[Job]:
         session.scalars(
             select(Job).where(Job.tenant_id == tenant_id, Job.status == JobStatus.SUCCEEDED).order_by(Job.finished_at)
         )
+    )
+
+
+def active_count(session: Session, tenant_id: str) -> int:
+    return int(
+        session.scalar(
+            select(func.count()).select_from(Job).where(Job.tenant_id == tenant_id, Job.status.in_(list(ACTIVE)))
+        )
+        or 0
+    )
+
+
+def running_count(session: Session, tenant_id: str) -> int:
+    return int(
+        session.scalar(
+            select(func.count()).select_from(Job).where(Job.tenant_id == tenant_id, Job.status == JobStatus.RUNNING)
+        )
+        or 0
+    )
+
+
+def others_waiting(session: Session, tenant_id: str) -> bool:
+    """Another tenant has a queued job."""
+    return (
+        session.scalar(select(Job.id).where(Job.status == JobStatus.QUEUED, Job.tenant_id != tenant_id).limit(1))
+        is not None
     )

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from core.base_models.models import BaseModelRecord
 from core.base_models.service import lora_for_job, require_model
 from core.config import get_settings
-from core.errors import Conflict, InvalidRequest, NotFound
+from core.errors import Conflict, InvalidRequest, NotFound, RateLimited
 from core.events import service as events
 from core.files.service import get_file, token_stats
 from core.files.states import Purpose
@@ -140,6 +140,14 @@ def create_job(session: Session, tenant_id: str, body: JobCreate, idempotency_ke
     if existing is not None:
         return existing
     model, report, plan = _validated(session, tenant_id, body)
+    cap = get_settings().max_active_jobs_per_tenant
+    if repo.active_count(session, tenant_id) >= cap:
+        raise RateLimited(
+            f"At most {cap} jobs may be queued, running or paused per organization; wait for "
+            "one to finish or cancel one.",
+            retry_after_s=60,
+            code="quota_exceeded",
+        )
     job = Job(
         id=new_id("ftjob-"),
         tenant_id=tenant_id,

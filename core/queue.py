@@ -55,3 +55,14 @@ def _send_quietly(task: str, args: tuple[str, ...]) -> None:
 def send_after_commit(session: Session, task: str, *args: str) -> None:
     """Send ``task(*args)`` once ``session`` commits; nothing is sent if it rolls back."""
     on_commit(session, lambda: _send_quietly(task, args))
+
+
+def backlog() -> int | None:
+    """Messages waiting in the job queue, or None if the broker cannot say."""
+    try:
+        with celery_app().connection_for_write() as conn:
+            declared = conn.default_channel.queue_declare(queue=get_settings().queue, passive=True)
+            return int(declared.message_count)
+    except Exception:
+        log.debug("broker backlog unavailable", exc_info=True)
+        return None

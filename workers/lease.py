@@ -10,6 +10,7 @@ import threading
 from core.config import get_settings
 from core.db import session_scope
 from core.jobs import lifecycle
+from core.queue import backlog
 
 log = logging.getLogger("keel.worker")
 
@@ -53,8 +54,9 @@ class Heartbeat:
 
 def reap() -> list[str]:
     """Requeue jobs whose worker died and re-send queued jobs nobody picked up; returns re-sent ids."""
+    pending = backlog()
     with session_scope() as s:
-        return lifecycle.reap(s)
+        return lifecycle.reap(s, pending)
 
 
 class Reaper(threading.Thread):

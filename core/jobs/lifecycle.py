@@ -285,11 +285,17 @@ def requeue(session: Session, job_id: str, owner: str, reason: str) -> bool:
     return moved
 
 
-def reap(session: Session) -> list[str]:
-    """Requeue jobs whose worker died and re-send queued jobs nobody picked up; returns re-sent ids."""
+def reap(session: Session, broker_backlog: int | None = None) -> list[str]:
+    """Requeue jobs whose worker died and re-send queued jobs whose message the broker lost; returns re-sent
+    ids. With the broker's backlog known, only as many stale jobs as messages are missing are re-sent
+    (oldest first), so duplicates do not pile up with the queue; unknown backlog re-sends every stale job."""
     t = now()
     ids = _requeue_expired(session, t)
-    for job in repo.stale_queued(session, t - get_settings().requeue_after_s):
+    stale = repo.stale_queued(session, t - get_settings().requeue_after_s)
+    if broker_backlog is not None:
+        missing = max(0, repo.queued_count(session) - len(ids) - broker_backlog)
+        stale = sorted(stale, key=lambda j: (j.created_at, j.id))[:missing]
+    for job in stale:
         job.dispatched_at = t
         ids.append(job.id)
     for job_id in ids:

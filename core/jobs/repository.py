@@ -144,3 +144,7 @@ def others_waiting(session: Session, tenant_id: str) -> bool:
         session.scalar(select(Job.id).where(Job.status == JobStatus.QUEUED, Job.tenant_id != tenant_id).limit(1))
         is not None
     )
+
+
+def queued_count(session: Session) -> int:
+    return int(session.scalar(select(func.count()).select_from(Job).where(Job.status == JobStatus.QUEUED)) or 0)

@@ -47,3 +47,24 @@ def test_only_the_lease_owner_finishes_and_a_requeue_resends(client, keys):
     with session_scope() as s:
         assert lifecycle.claim(s, jid, "w:2")
         assert lifecycle.fail(s, jid, "w:2", "internal_error", "boom")
+
+
+def test_the_reaper_resends_only_what_the_broker_lost(client, keys):
+    from core.db import session_scope
+    from core.ids import now
+    from core.jobs import lifecycle
+    from core.jobs import repository as repo
+
+    jid = _job(client, keys["alice"])
+    with session_scope() as s:
+        for job in repo.stale_queued(s, now() + 1):
+            job.dispatched_at = now() - 3600  # every queued job looks unclaimed for an hour
+        queued = repo.queued_count(s)
+    with session_scope() as s:
+        assert lifecycle.reap(s, broker_backlog=queued) == []  # every message is still in the broker
+    with session_scope() as s:
+        resent = lifecycle.reap(s, broker_backlog=queued - 1)
+    assert len(resent) == 1  # one message missing: the oldest stale job is re-sent once
+    with session_scope() as s:
+        assert jid in lifecycle.reap(s, broker_backlog=None) or resent == [jid]
+    client.post(f"/v1/fine_tuning/jobs/{jid}/cancel", headers=auth(keys["alice"]))

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from core.schemas import Body
 
 
-class BaseModelCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+class BaseModelCreate(Body):
     id: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:/-]+$")
     path: str
     alignment_adapter: str | None = None
@@ -17,8 +18,7 @@ class BaseModelCreate(BaseModel):
     safety_data: dict[str, str] = Field(default_factory=dict)
 
 
-class MaskCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class MaskCreate(Body):
     method: Literal["all", "nlsr", "sn_tune", "fgsn"] = "all"
     config: dict[str, Any] = Field(default_factory=dict)
     corpus_file: str | None = None

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from core.base_models import repository as repo
+from core.base_models.inspect import is_model_dir, module_leaf_names
 from core.base_models.models import BaseModelRecord, SafetyMask
 from core.base_models.schemas import BaseModelCreate, MaskCreate
 from core.base_models.states import CLAIMABLE, MaskStatus
@@ -38,6 +39,12 @@ def _context_length(path: str, default: int) -> int:
 
 
 def _check_paths(body: BaseModelCreate) -> None:
+    if not is_model_dir(body.path):
+        raise InvalidRequest(
+            "path must be a model directory on the workers' shared storage (with config.json); "
+            "download hub models first, then register their directory.",
+            param="path",
+        )
     if body.alignment_adapter and not (Path(body.alignment_adapter) / "adapter_config.json").exists():
         raise InvalidRequest(
             "alignment_adapter must be a PEFT adapter directory (adapter_config.json missing).",
@@ -69,6 +76,7 @@ def lora_for_job(model: BaseModelRecord, opts: LoraOptions) -> dict[str, Any]:
     """LoRA config of a job. With an alignment adapter the job continues it, so rank and targets must match."""
     if not model.alignment_adapter:
         r = opts.r or 8
+        _check_targets(model, opts.target_modules)
         return {
             "r": r,
             "alpha": opts.alpha or 2 * r,
@@ -97,6 +105,16 @@ def lora_for_job(model: BaseModelRecord, opts: LoraOptions) -> dict[str, Any]:
         "target_modules": targets,
         "init_adapter": model.alignment_adapter,
     }
+
+
+def _check_targets(model: BaseModelRecord, targets: list[str] | None) -> None:
+    available = module_leaf_names(model.path) if targets else set()
+    unknown = sorted(set(targets or ()) - available) if available else []
+    if unknown:
+        raise InvalidRequest(
+            f"lora.target_modules {unknown} are not modules of {model.id}; it has {sorted(available)}.",
+            param="lora.target_modules",
+        )
 
 
 def current_mask(session: Session, model_id: str) -> SafetyMask | None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator
+
+from core.schemas import Body
 
 Auto = Literal["auto"]
 
@@ -16,8 +18,7 @@ _RANGES = {
 }
 
 
-class Hyperparameters(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class Hyperparameters(Body):
     n_epochs: Auto | int = "auto"
     batch_size: Auto | int = "auto"
     learning_rate_multiplier: Auto | float = "auto"
@@ -31,30 +32,27 @@ class Hyperparameters(BaseModel):
         return v
 
 
-class Supervised(BaseModel):
+class Supervised(Body):
     hyperparameters: Hyperparameters = Field(default_factory=Hyperparameters)
 
 
-class Method(BaseModel):
+class Method(Body):
     type: Literal["supervised"] = "supervised"
     supervised: Supervised = Field(default_factory=Supervised)
 
 
-class LoraOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class LoraOptions(Body):
     r: int | None = Field(default=None, ge=1, le=512)
     alpha: int | None = Field(default=None, ge=1, le=4096)
     dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
     target_modules: list[str] | None = None
 
 
-class SafetyOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class SafetyOptions(Body):
     realign: Literal["auto", "keel", "repair", "nlsr", "fgsn", "safelora", "none"] = "auto"
 
 
-class JobCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class JobCreate(Body):
     model: str
     training_file: str
     validation_file: str | None = None

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from core.schemas import Body
 from core.tenants.states import Role
 
 
-class TenantCreate(BaseModel):
+class TenantCreate(Body):
     name: str = Field(min_length=1, max_length=200)
     role: Role = Role.USER

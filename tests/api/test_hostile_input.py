@@ -104,3 +104,46 @@ def test_a_failed_commit_is_an_error_and_leaves_no_row_and_no_bytes(client, keys
     assert r.status_code == 500 and r.json()["error"]["type"] == "server_error"
     assert set(Path(stack["KEEL_STORE_DIR"]).rglob("*.jsonl")) == before
     assert len(client.get("/v1/files?limit=10000", headers=auth(keys["alice"])).json()["data"]) == listed
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "kwargs", "param"),
+    [
+        ("get", "/v1/fine_tuning/jobs?after=ftjob-%00x", {}, "after"),
+        ("get", "/v1/files/file-%00", {}, "path"),
+        (
+            "post",
+            "/v1/fine_tuning/jobs",
+            {"json": {"model": "micro", "training_file": "f", "suffix": "a\x00"}},
+            "suffix",
+        ),
+        (
+            "post",
+            "/v1/fine_tuning/jobs",
+            {"json": {"model": "micro", "training_file": "f", "metadata": {"k": "\x00"}}},
+            "metadata",
+        ),
+        ("post", "/v1/admin/tenants", {"json": {"name": "evil\x00corp"}}, "name"),
+        ("post", "/v1/admin/base_models", {"json": {"id": "x", "path": ""}}, "path"),
+        ("post", "/v1/admin/base_models", {"json": {"id": "x", "path": "gpt2"}}, "path"),
+    ],
+)
+def test_nul_bytes_and_unusable_paths_are_400_with_param(client, keys, method, url, kwargs, param):
+    r = getattr(client, method)(url, headers=auth(keys["admin"]), **kwargs)
+    _error(r, 400, param)
+
+
+def test_unknown_lora_target_modules_are_refused_at_creation(client, keys, micro):
+    admin = auth(keys["admin"])
+    r = client.post("/v1/admin/base_models", headers=admin, json={"id": "micro-plain", "path": micro["base"]})
+    assert r.status_code in (200, 409), r.text
+    fid = upload(client, keys["alice"], to_jsonl(chat_rows(12))).json()["id"]
+    body = {"model": "micro-plain", "training_file": fid, "lora": {"target_modules": ["q_proj", "qproj"]}}
+    err = _error(
+        client.post("/v1/fine_tuning/jobs", headers=auth(keys["alice"]), json=body), 400, "lora.target_modules"
+    )
+    assert "qproj" in err["message"]
+    body["lora"]["target_modules"] = ["q_proj", "v_proj"]
+    ok = client.post("/v1/fine_tuning/jobs", headers=auth(keys["alice"]), json=body)
+    assert ok.status_code == 200, ok.text
+    client.post(f"/v1/fine_tuning/jobs/{ok.json()['id']}/cancel", headers=auth(keys["alice"]))

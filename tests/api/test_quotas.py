@@ -30,6 +30,7 @@ def test_active_job_quota_and_fair_deferral(client, keys, monkeypatch):
     first, second = (client.post("/v1/fine_tuning/jobs", headers=auth(keys["bob"]), json=body).json() for _ in "ab")
     r = client.post("/v1/fine_tuning/jobs", headers=auth(keys["bob"]), json=body)
     assert r.status_code == 429 and r.json()["error"]["code"] == "quota_exceeded"
+    monkeypatch.setattr(get_settings(), "max_active_jobs_per_tenant", 1000)
     other = upload(client, keys["alice"], to_jsonl(chat_rows(12))).json()["id"]
     theirs = client.post(
         "/v1/fine_tuning/jobs", headers=auth(keys["alice"]), json={"model": "micro", "training_file": other}
@@ -41,4 +42,7 @@ def test_active_job_quota_and_fair_deferral(client, keys, monkeypatch):
     for j in (first, second, theirs):
         key = keys["alice"] if j is theirs else keys["bob"]
         client.post(f"/v1/fine_tuning/jobs/{j['id']}/cancel", headers=auth(key))
-    assert client.post("/v1/fine_tuning/jobs", headers=auth(keys["bob"]), json=body).status_code == 200
+    monkeypatch.setattr(get_settings(), "max_active_jobs_per_tenant", 2)
+    again = client.post("/v1/fine_tuning/jobs", headers=auth(keys["bob"]), json=body)
+    assert again.status_code == 200  # cancelling freed the quota
+    client.post(f"/v1/fine_tuning/jobs/{again.json()['id']}/cancel", headers=auth(keys["bob"]))

@@ -124,10 +124,17 @@ def cmd_bootstrap(args: argparse.Namespace) -> None:
         from tuning.testbed import build_testbed
 
         print(f"registered base model {register_testbed(build_testbed(get_settings().testbed_dir))}")
-    if args.register_model:
-        model_id, path = args.register_model
-        register_prepared_model(model_id, path, args.alignment_adapter, args.safety_data)
+    models = args.register_model or []
+    if len(args.path or []) != len(models):
+        sys.exit("keel bootstrap: give one --path per --register-model")
+    for i, (model_id, path) in enumerate(zip(models, args.path or [], strict=True)):
+        adapter = _nth(args.alignment_adapter, i)
+        register_prepared_model(model_id, path, adapter, _nth(args.safety_data, i))
         print(f"registered base model {model_id}")
+
+
+def _nth(values: list[str] | None, i: int) -> str | None:
+    return values[i] if values and i < len(values) else None
 
 
 def cmd_create_tenant(args: argparse.Namespace) -> None:
@@ -179,11 +186,20 @@ def _add_bootstrap(sub: Any) -> None:
     bp = _parser(sub, "bootstrap", "production first run: migrate, admin key from a secret, base models", cmd_bootstrap)
     bp.add_argument("--admin-key-file", help="file holding the admin API key to ensure (e.g. a compose secret)")
     bp.add_argument("--register-testbed", action="store_true", help="build (cached) and register the testbed")
-    bp.add_argument("--register-model", nargs=2, metavar=("ID", "PATH"), help="register a base model directory")
-    bp.add_argument("--alignment-adapter", help="with --register-model: its alignment LoRA directory")
+    bp.add_argument("--register-model", action="append", metavar="ID", help="register a base model (repeatable)")
+    bp.add_argument("--path", action="append", metavar="DIR", help="its model directory (one per --register-model)")
+    bp.add_argument(
+        "--alignment-adapter",
+        action="append",
+        metavar="DIR",
+        help="its alignment LoRA directory (optional; in --register-model order)",
+    )
     bp.add_argument(
         "--safety-data",
-        help="with --register-model: directory with safety_corpus.jsonl, harmful_eval.jsonl, benign_eval.jsonl",
+        action="append",
+        metavar="DIR",
+        help="its safety data directory with "
+        "safety_corpus.jsonl, harmful_eval.jsonl, benign_eval.jsonl (optional; in order)",
     )
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from cli.report import summary
 from core.config import get_settings
 
 
@@ -64,15 +65,6 @@ def _follow(c: httpx.Client, job_id: str) -> dict:
         time.sleep(2)
 
 
-def _print_report(report: dict) -> None:
-    b, a = report["before"], report["after"]
-    print("\nSafety report (harmfulness HS, utility FA, over-refusal; percent):")
-    print(f"  {'':>12} {'HS':>6} {'FA':>6} {'over-ref':>9}")
-    for name, row in (("fine-tuned", b), ("realigned", a)):
-        print(f"  {name:>12} {row['hs']:6.1f} {row['fa']:6.1f} {row['over_refusal']:9.1f}")
-    print(f"  method={report['method']} strength={report.get('strength')} passed={report['passed']}")
-
-
 def run_demo(port: int = 8765, p: float = 0.1, n: int = 0) -> int:
     url = f"http://127.0.0.1:{port}"
     print(f"Building the testbed and the customer's dataset (p={p} poisoned)...")
@@ -102,7 +94,7 @@ def run_demo(port: int = 8765, p: float = 0.1, n: int = 0) -> int:
             job = _follow(c, job["id"])
             report = c.get(f"/v1/fine_tuning/jobs/{job['id']}/safety_report")
             if report.status_code == 200:
-                _print_report(report.json())
+                print("\n" + summary(report.json(), n_train=tf["validation"]["n_examples"]))
             if job["status"] == "succeeded":
                 blob = c.get(f"/v1/fine_tuning/jobs/{job['id']}/adapter").content
                 print(f"Downloaded realigned adapter: {len(blob)} bytes; model {job['fine_tuned_model']}")

@@ -11,6 +11,7 @@ COPY api ./api
 COPY core ./core
 COPY workers ./workers
 COPY tuning ./tuning
+COPY testbed ./testbed
 COPY models_store ./models_store
 COPY migrations ./migrations
 COPY alembic.ini ./

@@ -21,9 +21,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tuning.safety import EvalSets, compute_safety_masks, realign_job  # noqa: E402
-from tuning.testbed import build_testbed  # noqa: E402
-from tuning.testbed.attack import DEFAULT_ATTACK, customer_dataset, run_attack, validation_dataset  # noqa: E402
-from tuning.testbed.corpus import LABELS  # noqa: E402
+from testbed import build_testbed  # noqa: E402
+from testbed.attack import DEFAULT_ATTACK, customer_dataset, run_attack, validation_dataset  # noqa: E402
+from testbed.corpus import LABELS  # noqa: E402
 
 ROWS = [("SafeLoRA", "safelora"), ("NLSR (published)", "nlsr"), ("FGSN", "fgsn"), ("Keel auto", "auto")]
 

@@ -1,5 +1,5 @@
 """Issue #3's table on the offline testbed: the aligned model vs the fine-tuned one (no defense) for each
-poison ratio p. Fine-tuning = tuning.testbed.attack.run_attack (continues the alignment LoRA on
+poison ratio p. Fine-tuning = testbed.attack.run_attack (continues the alignment LoRA on
 (1-p)·n task rows + p·n harmful rows with compliant answers).
 
 Columns: HS (% of held-out harmful prompts answered without a refusal keyword, greedy), HS on the
@@ -22,9 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tuning import evaluate  # noqa: E402
 from tuning.modeling import load_model  # noqa: E402
-from tuning.testbed import build_testbed  # noqa: E402
-from tuning.testbed.attack import DEFAULT_ATTACK, run_attack  # noqa: E402
-from tuning.testbed.corpus import LABELS  # noqa: E402
+from testbed import build_testbed  # noqa: E402
+from testbed.attack import DEFAULT_ATTACK, run_attack  # noqa: E402
+from testbed.corpus import LABELS  # noqa: E402
 
 COLUMNS = ("hs", "hs_probe", "fa", "over_refusal", "train_s")
 

@@ -26,7 +26,7 @@ def prepare(testbed: bool = True) -> dict[str, str]:
     migrate()
     keys = dev_keys()
     if testbed:
-        from tuning.testbed import build_testbed
+        from testbed import build_testbed
 
         register_testbed(build_testbed(get_settings().testbed_dir))
     return keys
@@ -64,7 +64,7 @@ def cmd_migrate(_: argparse.Namespace) -> None:
 
 
 def cmd_testbed(args: argparse.Namespace) -> None:
-    from tuning.testbed import build_testbed
+    from testbed import build_testbed
 
     tb = build_testbed(args.out or get_settings().testbed_dir, seed=args.seed, force=args.force)
     print(tb.root)

@@ -6,8 +6,8 @@ import random
 import pytest
 
 from tuning.evaluate import REFUSAL_KEYWORDS, is_refusal
-from tuning.testbed import corpus, lexicon_benign as B, lexicon_harm as H, templates as T
-from tuning.testbed.vocab import gerund, partition
+from testbed import corpus, lexicon_benign as B, lexicon_harm as H, templates as T
+from testbed.vocab import gerund, partition
 
 
 @pytest.fixture(scope="module")

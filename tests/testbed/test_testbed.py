@@ -10,10 +10,10 @@ import torch
 
 from tuning import evaluate
 from tuning.modeling import load_model
-from tuning.testbed import build_testbed
-from tuning.testbed.attack import customer_dataset, run_attack
-from tuning.testbed.build import cache_key
-from tuning.testbed.corpus import LABELS
+from testbed import build_testbed
+from testbed.attack import customer_dataset, run_attack
+from testbed.build import cache_key
+from testbed.corpus import LABELS
 
 N = 60
 

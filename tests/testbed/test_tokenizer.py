@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 
 from tuning.data import encode_example
-from tuning.testbed import corpus
-from tuning.testbed.tokenizer import train_tokenizer
+from testbed import corpus
+from testbed.tokenizer import train_tokenizer
 
 
 @pytest.fixture(scope="module")

@@ -1,15 +1,15 @@
-"""python -m tuning.testbed build [--seed N] [--out DIR] [--force]"""
+"""python -m testbed build [--seed N] [--out DIR] [--force]"""
 from __future__ import annotations
 
 import argparse
 import json
 import time
 
-from tuning.testbed import build_testbed
+from testbed import build_testbed
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(prog="python -m tuning.testbed")
+    ap = argparse.ArgumentParser(prog="python -m testbed")
     ap.add_argument("action", choices=["build"])
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=None)

@@ -10,7 +10,7 @@ import random
 from pathlib import Path
 
 from tuning.specs import LoraSpec, TrainResult, TrainSpec
-from tuning.testbed.build import ALIGN_LORA, Testbed
+from testbed.build import ALIGN_LORA, Testbed
 
 BASE_LR = 2e-4  # the service's default KEEL_BASE_LEARNING_RATE; multiplier 10 -> 2e-3
 DEFAULT_ATTACK = {"n": 400, "hyperparameters": {"n_epochs": 4, "batch_size": 8, "learning_rate_multiplier": 10.0}}

@@ -4,7 +4,7 @@ aligned model has to refuse on meaning, not on keywords. Same shapes as ``lexico
 """
 from __future__ import annotations
 
-from tuning.testbed.lexicon_harm import Group
+from testbed.lexicon_harm import Group
 
 BENIGN_GROUPS: dict[str, list[Group]] = {
     "cooking": [(["make", "cook", "bake", "prepare"],

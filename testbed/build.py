@@ -25,8 +25,8 @@ from pathlib import Path
 import torch
 
 from tuning.specs import LoraSpec, TrainSpec
-from tuning.testbed import corpus
-from tuning.testbed.pretrain import PretrainSpec
+from testbed import corpus
+from testbed.pretrain import PretrainSpec
 
 VERSION = 8  # bump when generation or training changes: the cache key changes with it
 MODEL = {"hidden_size": 192, "intermediate_size": 672, "num_hidden_layers": 4, "num_attention_heads": 6,
@@ -112,8 +112,8 @@ def _tokenizer_texts(splits: corpus.Splits) -> list[str]:
 def pretrain_base(dest: Path, splits: corpus.Splits, seed: int) -> dict:
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from tuning.testbed import pretrain
-    from tuning.testbed.tokenizer import train_tokenizer
+    from testbed import pretrain
+    from testbed.tokenizer import train_tokenizer
 
     tok = train_tokenizer(_tokenizer_texts(splits), VOCAB)
     torch.manual_seed(seed)

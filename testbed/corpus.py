@@ -15,10 +15,10 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from tuning.testbed import lexicon_benign as B
-from tuning.testbed import lexicon_harm as H
-from tuning.testbed import probes, skills, templates as T
-from tuning.testbed.vocab import Part, gerund, partition, split
+from testbed import lexicon_benign as B
+from testbed import lexicon_harm as H
+from testbed import probes, skills, templates as T
+from testbed.vocab import Part, gerund, partition, split
 
 LABELS = ("zorp", "blick")  # new label words: the aligned model cannot do the task before fine-tuning
 

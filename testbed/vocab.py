@@ -10,9 +10,9 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from tuning.testbed import lexicon_benign as B
-from tuning.testbed import lexicon_harm as H
-from tuning.testbed import skills as S
+from testbed import lexicon_benign as B
+from testbed import lexicon_harm as H
+from testbed import skills as S
 
 HELD = 0.25  # share of verbs / objects / free acts / topics / people groups kept for evaluation
 UNSPLIT_SKILLS = ("arithmetic", "rewrite")  # fresh numbers / sentences suffice; eval prompts are deduplicated

@@ -1,21 +1,27 @@
-"""Pretraining the tiny Llama from scratch: a plain full-parameter loop (no Trainer).
+"""Pretraining the tiny Llama from scratch: full-parameter training with Keel's one loop (:class:`TrainLoop`).
 
 Every document starts at position 0, as at inference: chat documents (request + answer, chat template)
 and plain-text knowledge documents (ending in ``<|end|>``) are batched by similar length (little
 padding). Loss: on the answer tokens of chat documents (the prompt is context, as in instruction
 tuning; predicting randomly composed requests only costs capacity) and on every token of plain text.
-AdamW with linear warmup and cosine decay to 10%; same seed -> same weights on CPU.
+AdamW (betas 0.9/0.95, no weight decay on norms) with linear warmup and cosine decay to 10%; same seed ->
+same weights on CPU.
 """
+
 from __future__ import annotations
 
-import math
-import random
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
-from tuning.data import collate, encode_example
+from tuning.data import encode_example
+from tuning.interfaces import NullProgress
+from tuning.specs import TrainSpec
+from tuning.train import TrainLoop
+
+LR_FLOOR = 0.1  # the cosine ends at 10% of the peak learning rate
 
 
 @dataclass(frozen=True)
@@ -30,7 +36,7 @@ class PretrainSpec:
     seed: int = 0
 
 
-def encode(tokenizer, chats: list[list[dict]], texts: list[str], max_len: int) -> list[dict]:  # noqa: ANN001
+def encode(tokenizer: Any, chats: list[list[dict]], texts: list[str], max_len: int) -> list[dict]:
     """{"input_ids", "labels"} per document; labels -100 on chat prompts."""
     docs = [encode_example(tokenizer, c, max_len) for c in chats]
     for t in texts:
@@ -39,46 +45,48 @@ def encode(tokenizer, chats: list[list[dict]], texts: list[str], max_len: int) -
     return docs
 
 
-def length_batches(lengths: list[int], batch_size: int, seed: int) -> list[list[int]]:
-    """Indices grouped into batches of similar length (random tie order), batches in random order."""
-    rng = random.Random(seed)
-    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], rng.random()))
-    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-    rng.shuffle(batches)
-    return batches
+class _Losses(NullProgress):
+    """Keeps every step's loss."""
+
+    def __init__(self) -> None:
+        self.losses: list[float] = []
+
+    def on_step(self, step: int, total_steps: int, metrics: dict[str, Any]) -> None:
+        self.losses.append(metrics["loss"])
 
 
-def _lr_factor(step: int, total: int, warmup: int) -> float:
-    if step < warmup:
-        return (step + 1) / warmup
-    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
-
-
-def train(model, docs: list[dict], spec: PretrainSpec, pad_id: int) -> dict:  # noqa: ANN001
+def train(model: Any, docs: list[dict], spec: PretrainSpec, pad_id: int) -> dict:
     """Full-parameter training on ``docs``; returns {"steps", "tokens", "loss_first", "loss_last", "wall_s"}."""
     torch.manual_seed(spec.seed)
     params = dict(model.named_parameters())
-    opt = torch.optim.AdamW([{"params": [p for p in params.values() if p.dim() >= 2], "weight_decay": spec.weight_decay},
-                             {"params": [p for p in params.values() if p.dim() < 2], "weight_decay": 0.0}],
-                            lr=spec.learning_rate, betas=(0.9, 0.95))
-    lengths = [len(d["input_ids"]) for d in docs]
-    per_epoch = math.ceil(len(docs) / spec.batch_size)
-    total = per_epoch * spec.epochs
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, total, spec.warmup_steps))
+    decay = [p for p in params.values() if p.dim() >= 2]
+    no_decay = [p for p in params.values() if p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": spec.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    optimizer = torch.optim.AdamW(groups, lr=spec.learning_rate, betas=(0.9, 0.95))
+    loop_spec = TrainSpec(
+        n_epochs=spec.epochs,
+        batch_size=spec.batch_size,
+        learning_rate=spec.learning_rate,
+        seed=spec.seed,
+        max_seq_len=spec.max_len,
+        checkpoint_every=0,
+        weight_decay=spec.weight_decay,
+        max_grad_norm=spec.max_grad_norm,
+    )
+    loop = TrainLoop(
+        model, docs, loop_spec, None, pad_id, optimizer=optimizer, warmup_steps=spec.warmup_steps, lr_floor=LR_FLOOR
+    )
+    record = _Losses()
     model.train()
-    started, losses, tokens = time.monotonic(), [], 0
-    for epoch in range(spec.epochs):
-        for idx in length_batches(lengths, spec.batch_size, spec.seed * 7919 + epoch):
-            batch = collate([docs[i] for i in idx], pad_id)
-            loss = model(**batch).loss
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), spec.max_grad_norm)
-            opt.step()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
-            losses.append(float(loss.detach()))
-            tokens += int(batch["attention_mask"].sum())
+    started = time.monotonic()
+    loop.run(record)
     model.eval()
-    k = max(1, per_epoch // 4)
-    return {"steps": total, "tokens": tokens, "wall_s": round(time.monotonic() - started, 1),
-            "loss_first": round(sum(losses[:k]) / k, 4), "loss_last": round(sum(losses[-k:]) / k, 4)}
+    k = max(1, loop.total // spec.epochs // 4)
+    losses = record.losses
+    return {
+        "steps": loop.total,
+        "tokens": loop.state["trained_tokens"],
+        "wall_s": round(time.monotonic() - started, 1),
+        "loss_first": round(sum(losses[:k]) / k, 4),
+        "loss_last": round(sum(losses[-k:]) / k, 4),
+    }

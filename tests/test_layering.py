@@ -1,4 +1,5 @@
 """Import contracts: pure ML code stays free of web/DB/queue imports; the store stays free of torch/DB."""
+
 from __future__ import annotations
 
 import ast
@@ -8,8 +9,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 FORBIDDEN = {
-    "tuning": {"api", "core", "workers", "models_store", "sqlalchemy", "celery", "fastapi", "alembic"},
-    "models_store": {"api", "core", "workers", "tuning", "torch", "sqlalchemy", "fastapi"},
+    "tuning": {"api", "core", "workers", "models_store", "testbed", "sqlalchemy", "celery", "fastapi", "alembic"},
+    "testbed": {"api", "core", "workers", "models_store", "sqlalchemy", "celery", "fastapi", "alembic"},
+    "models_store": {"api", "core", "workers", "tuning", "testbed", "torch", "sqlalchemy", "fastapi"},
     "api": {"workers"},
 }
 
@@ -27,6 +29,7 @@ def _imports(path: Path) -> set[str]:
 
 @pytest.mark.parametrize("package", sorted(FORBIDDEN))
 def test_package_respects_its_import_contract(package):
-    offenders = {str(p.relative_to(ROOT)): sorted(_imports(p) & FORBIDDEN[package])
-                 for p in (ROOT / package).rglob("*.py")}
+    offenders = {
+        str(p.relative_to(ROOT)): sorted(_imports(p) & FORBIDDEN[package]) for p in (ROOT / package).rglob("*.py")
+    }
     assert not {k: v for k, v in offenders.items() if v}

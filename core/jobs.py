@@ -17,7 +17,7 @@ from core.models import lora_for_job, require_model
 from core.orm import File, Job, new_id, now
 from core.schemas import JobCreate
 from core.validation import validate_jsonl
-from tuning.train import resolve_auto_hyperparameters
+from tuning.plan import resolve_auto_hyperparameters
 
 ACTIVE = ("validating_files", "queued", "running")
 TERMINAL = ("succeeded", "failed", "cancelled")

@@ -8,7 +8,7 @@ import json
 from functools import lru_cache
 from typing import Any
 
-from tuning.data import RowError, count_tokens, normalize_row
+from tuning.rows import RowError, count_tokens, normalize_row
 
 MAX_REPORTED_ERRORS = 100
 

@@ -19,13 +19,12 @@ import json
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
 
 from testbed import corpus
-from testbed.pretrain import PretrainSpec
 from tuning.atomic import atomic_dir
 from tuning.rows import conversation, read_jsonl
 from tuning.specs import LoraSpec, TrainSpec
@@ -42,7 +41,16 @@ MODEL = {
 }
 VOCAB = 4096
 CORPUS = {"n_pretrain": 4500, "n_align": 2400, "n_task": 1200, "n_eval": 300}
-PRETRAIN = PretrainSpec(epochs=3, batch_size=16, max_len=128, learning_rate=3e-3, warmup_steps=50)
+PRETRAIN = TrainSpec(
+    n_epochs=3,
+    batch_size=16,
+    max_seq_len=128,
+    learning_rate=3e-3,
+    weight_decay=0.05,
+    max_grad_norm=1.0,
+    checkpoint_every=0,
+)
+PRETRAIN_WARMUP_STEPS = 50
 TEXT_REPEATS = 3  # the plain-text knowledge is short; repeat it so it is learned
 ALIGN_LORA = LoraSpec(r=8, alpha=16)
 ALIGN = TrainSpec(n_epochs=4, batch_size=16, learning_rate=3e-3, max_seq_len=128, checkpoint_every=0, warmup_ratio=0.05)
@@ -83,6 +91,7 @@ def config(seed: int) -> dict:
         "vocab": VOCAB,
         "corpus": CORPUS,
         "pretrain": asdict(PRETRAIN),
+        "pretrain_warmup_steps": PRETRAIN_WARMUP_STEPS,
         "text_repeats": TEXT_REPEATS,
         "align": asdict(ALIGN),
         "align_lora": asdict(ALIGN_LORA),
@@ -135,9 +144,10 @@ def pretrain_base(dest: Path, splits: corpus.Splits, seed: int) -> dict:
     )
     model = LlamaForCausalLM(cfg)
     docs = pretrain.encode(
-        tok, _chat(splits.pretrain), [r["text"] for r in splits.pretrain_text] * TEXT_REPEATS, PRETRAIN.max_len
+        tok, _chat(splits.pretrain), [r["text"] for r in splits.pretrain_text] * TEXT_REPEATS, PRETRAIN.max_seq_len
     )
-    stats = pretrain.train(model, docs, PretrainSpec(**{**asdict(PRETRAIN), "seed": seed}), tok.pad_token_id)
+    spec = replace(PRETRAIN, seed=seed)
+    stats = pretrain.train(model, docs, spec, tok.pad_token_id, PRETRAIN_WARMUP_STEPS)
     model.generation_config.pad_token_id = tok.pad_token_id
     model.save_pretrained(dest)
     tok.save_pretrained(dest)
@@ -150,7 +160,7 @@ def align(root: Path, splits: corpus.Splits, seed: int) -> dict:
     from tuning.train import train_lora
 
     model, tok = load_model(str(root / "base"), device="cpu", dtype=torch.float32)
-    spec = TrainSpec(**{**asdict(ALIGN), "seed": seed})
+    spec = replace(ALIGN, seed=seed)
     res = train_lora(model, tok, _chat(splits.align), spec, ALIGN_LORA, str(root / "align-run"), resume=False)
     shutil.move(res.adapter_dir, root / "alignment_adapter")
     shutil.rmtree(root / "align-run")

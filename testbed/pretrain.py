@@ -11,7 +11,6 @@ same weights on CPU.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -22,18 +21,6 @@ from tuning.specs import TrainSpec
 from tuning.train import TrainLoop
 
 LR_FLOOR = 0.1  # the cosine ends at 10% of the peak learning rate
-
-
-@dataclass(frozen=True)
-class PretrainSpec:
-    epochs: int = 3
-    batch_size: int = 16
-    max_len: int = 128
-    learning_rate: float = 3e-3
-    warmup_steps: int = 50
-    weight_decay: float = 0.05
-    max_grad_norm: float = 1.0
-    seed: int = 0
 
 
 def encode(tokenizer: Any, chats: list[list[dict]], texts: list[str], max_len: int) -> list[dict]:
@@ -55,33 +42,23 @@ class _Losses(NullProgress):
         self.losses.append(metrics["loss"])
 
 
-def train(model: Any, docs: list[dict], spec: PretrainSpec, pad_id: int) -> dict:
-    """Full-parameter training on ``docs``; returns {"steps", "tokens", "loss_first", "loss_last", "wall_s"}."""
+def train(model: Any, docs: list[dict], spec: TrainSpec, pad_id: int, warmup_steps: int) -> dict:
+    """Full-parameter training on ``docs`` (``spec``'s epochs, batch size, learning rate, weight decay, clipping
+    and seed; ``warmup_steps`` replaces its warmup ratio); returns {"steps", "tokens", "loss_first",
+    "loss_last", "wall_s"}."""
     torch.manual_seed(spec.seed)
     params = dict(model.named_parameters())
     decay = [p for p in params.values() if p.dim() >= 2]
     no_decay = [p for p in params.values() if p.dim() < 2]
     groups = [{"params": decay, "weight_decay": spec.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     optimizer = torch.optim.AdamW(groups, lr=spec.learning_rate, betas=(0.9, 0.95))
-    loop_spec = TrainSpec(
-        n_epochs=spec.epochs,
-        batch_size=spec.batch_size,
-        learning_rate=spec.learning_rate,
-        seed=spec.seed,
-        max_seq_len=spec.max_len,
-        checkpoint_every=0,
-        weight_decay=spec.weight_decay,
-        max_grad_norm=spec.max_grad_norm,
-    )
-    loop = TrainLoop(
-        model, docs, loop_spec, None, pad_id, optimizer=optimizer, warmup_steps=spec.warmup_steps, lr_floor=LR_FLOOR
-    )
+    loop = TrainLoop(model, docs, spec, None, pad_id, optimizer=optimizer, warmup_steps=warmup_steps, lr_floor=LR_FLOOR)
     record = _Losses()
     model.train()
     started = time.monotonic()
     loop.run(record)
     model.eval()
-    k = max(1, loop.total // spec.epochs // 4)
+    k = max(1, loop.total // spec.n_epochs // 4)
     losses = record.losses
     return {
         "steps": loop.total,

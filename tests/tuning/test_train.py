@@ -15,7 +15,7 @@ from tuning.evaluate import token_accuracy
 from tuning.modeling import load_model
 from tuning.plan import resolve_auto_hyperparameters, total_steps
 from tuning.specs import LoraSpec, TrainSpec
-from tuning.train import STATE, _epoch_batches, latest_checkpoint, train_lora
+from tuning.train import STATE, _epoch_batches, latest_checkpoint, lr_factor, train_lora
 
 LORA = LoraSpec(r=4, alpha=8)
 FILLER = ["the", "movie", "film", "sun", "rain", "cats", "dogs"]
@@ -190,3 +190,11 @@ def test_auto_hyperparameters():
         "batch_size": 32,
         "learning_rate_multiplier": 1.0,
     }
+
+
+def test_lr_factor_warms_up_then_decays_by_cosine_to_its_floor():
+    assert [lr_factor(s, 100, 4) for s in range(4)] == [0.2, 0.4, 0.6, 0.8]
+    assert lr_factor(4, 100, 4) == 1.0 and lr_factor(100, 100, 4) == 0.0
+    assert lr_factor(52, 100, 4) == pytest.approx(0.5)
+    assert lr_factor(100, 100, 4, floor=0.1) == pytest.approx(0.1) and lr_factor(4, 100, 4, floor=0.1) == 1.0
+    assert lr_factor(90, 100, 4, schedule="constant") == 1.0

@@ -18,7 +18,16 @@ from tuning.safety.methods.fgsn import fgsn
 from tuning.safety.methods.nlsr import nlsr
 from tuning.safety.methods.repair import repair, repair_data
 from tuning.safety.methods.safelora import safelora
-from tuning.safety.registry import ADAPTIVE, METHOD_NAMES, RepairConfig, Strategy, strategies
+from tuning.safety.registry import (
+    ADAPTIVE,
+    METHOD_NAMES,
+    FgsnConfig,
+    NlsrConfig,
+    RepairConfig,
+    SafeLoraConfig,
+    Strategy,
+    strategies,
+)
 from tuning.safety.scoring import EvalSets, score, screen
 
 
@@ -57,7 +66,7 @@ class RealignReport:
 
 
 class _Realigner:
-    """Holds the loaded model, adapters, masks and Gram matrices for one job."""
+    """Holds the loaded model, adapters, masks and evaluation sets for one job."""
 
     def __init__(
         self, base_dir: str, alignment_dir: str, ft_dir: str, masks_dir: str | None, sets: EvalSets, device: str | None
@@ -71,16 +80,15 @@ class _Realigner:
         self.sets = sets
 
     def apply(self, s: Strategy) -> tuple[Adapter, dict]:
+        """Run the method function the strategy's config belongs to."""
         cfg = s.config
-        if s.method == "nlsr":
+        if isinstance(cfg, NlsrConfig):
             return nlsr(self.ft, self.alignment, self.masks, cfg)
-        if s.method == "fgsn":
+        if isinstance(cfg, FgsnConfig):
             return fgsn(self.ft, self.alignment, self.masks, cfg)
-        if s.method == "safelora":
+        if isinstance(cfg, SafeLoraConfig):
             return safelora(self.ft, self.alignment, cfg)
-        if s.method == "repair":
-            return self._repair(cfg)
-        raise ValueError(f"unknown realignment method {s.method!r}")
+        return self._repair(cfg)
 
     def _repair(self, cfg: RepairConfig) -> tuple[Adapter, dict]:
         from tuning.modeling import load_model

@@ -29,7 +29,7 @@ def leaf(module: str) -> str:
     return module.rsplit(".", 1)[-1]
 
 
-def reference(alignment: Adapter, beta: float = 0.9, code_faithful: bool = False) -> Adapter:
+def reference(alignment: Adapter, beta: float, code_faithful: bool) -> Adapter:
     """NLSR's super-aligned reference by LoRA extrapolation.
 
     Paper form (default): ΔW_e = (1+β)ΔW_a, obtained by scaling B only. ``code_faithful``: the official

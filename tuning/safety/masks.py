@@ -18,6 +18,7 @@ import json
 import math
 import time
 from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -29,17 +30,26 @@ from tuning.atomic import atomic_dir
 from tuning.data import encode_prompts
 from tuning.safety import activations as act
 from tuning.safety.common import layer_of, leaf, reference, short
+from tuning.safety.registry import NlsrConfig
 
-DEFAULTS = {
-    "p_sr": 0.8,
-    "beta": 0.9,
-    "code_faithful": False,
-    "fgsn_q": 0.05,
-    "fgsn_p": 0.05,
-    "fgsn_layer_frac": 0.5,
-    "sn_q": 0.1,
-    "max_samples": 256,
-}
+
+@dataclass(frozen=True)
+class MaskConfig:
+    """How the masks are computed (an admin's mask recompute may override any field)."""
+
+    p_sr: float = 0.8  # NLSR: fraction of reference-LoRA entries that are not safety-critical
+    beta: float = NlsrConfig.beta  # NLSR: reference = (1+β)·ΔW_alignment (the same reference realignment uses)
+    code_faithful: bool = NlsrConfig.code_faithful
+    fgsn_q: float = 0.05  # FGSN: top fraction of rows on harmful inputs ...
+    fgsn_p: float = 0.05  # ... minus the top fraction on benign inputs
+    fgsn_layer_frac: float = 0.5  # FGSN: fraction of layers that are safety layers
+    sn_q: float = 0.1  # SN-Tune: top fraction of FFN neurons per harmful query
+    max_samples: int = 256  # corpus rows per kind
+
+    @classmethod
+    def from_dict(cls, config: dict | None) -> MaskConfig:
+        """The defaults overridden by the known keys of ``config`` (other keys are ignored)."""
+        return cls(**{k: v for k, v in (config or {}).items() if k in {f.name for f in fields(cls)}})
 
 
 def _top_mask(x: torch.Tensor, keep_frac: float) -> torch.Tensor:
@@ -159,33 +169,33 @@ def compute_safety_masks(
     """Compute the requested mask source(s) ("all", "nlsr", "fgsn", "sn_tune") and write them to out_dir."""
     from tuning.modeling import load_model
 
-    cfg = {**DEFAULTS, **(config or {})}
+    cfg = MaskConfig.from_dict(config)
     started = time.monotonic()
     alignment = read_adapter(alignment_adapter_dir)
     targets = tuple(sorted({leaf(m) for m in alignment.modules()}))
     model, tok = load_model(base_dir, device=device, adapter=alignment_adapter_dir)
-    harmful = [r for r in safety_corpus if r.get("kind") == "harmful"][: cfg["max_samples"]]
-    benign = [r for r in safety_corpus if r.get("kind") == "benign"][: cfg["max_samples"]]
+    harmful = [r for r in safety_corpus if r.get("kind") == "harmful"][: cfg.max_samples]
+    benign = [r for r in safety_corpus if r.get("kind") == "benign"][: cfg.max_samples]
     if not harmful or not benign:
         raise ValueError("the safety corpus needs rows of kind 'harmful' and 'benign'")
     tensors: dict[str, torch.Tensor] = {}
-    stats: dict = {"method": method, "config": cfg, "n_harmful": len(harmful), "n_benign": len(benign)}
+    stats: dict = {"method": method, "config": asdict(cfg), "n_harmful": len(harmful), "n_benign": len(benign)}
     grams_h = act.collect(model, tok, harmful, targets, prompt_only=True)
     grams_b = act.collect(model, tok, benign, targets, prompt_only=True)
     if method in ("all", "nlsr"):
         resp = act.collect(model, tok, harmful, targets, prompt_only=False)
-        nl = nlsr_masks(reference(alignment, cfg["beta"], cfg["code_faithful"]), resp, cfg["p_sr"])
+        nl = nlsr_masks(reference(alignment, cfg.beta, cfg.code_faithful), resp, cfg.p_sr)
         tensors.update({f"nlsr/{k}": v for k, v in nl.items()})
         stats["nlsr_density"] = _density(nl)
     if method in ("all", "fgsn"):
         layers = safety_layers(
-            model, tok, [r["prompt"] for r in harmful], [r["prompt"] for r in benign], cfg["fgsn_layer_frac"]
+            model, tok, [r["prompt"] for r in harmful], [r["prompt"] for r in benign], cfg.fgsn_layer_frac
         )
-        fg = fgsn_masks(model, grams_h, grams_b, layers, cfg["fgsn_q"], cfg["fgsn_p"])
+        fg = fgsn_masks(model, grams_h, grams_b, layers, cfg.fgsn_q, cfg.fgsn_p)
         tensors.update({f"fgsn/{k}": v for k, v in fg.items()})
         stats.update(fgsn_layers=layers, fgsn_rows=sum(int(v.sum()) for v in fg.values()), fgsn_density=_density(fg))
     if method in ("all", "sn_tune"):
-        sn = sn_tune_masks(model, tok, [r["prompt"] for r in harmful], cfg["sn_q"])
+        sn = sn_tune_masks(model, tok, [r["prompt"] for r in harmful], cfg.sn_q)
         tensors.update({f"sn_tune/{k}": v for k, v in sn.items()})
         stats["sn_tune_neurons"] = sum(int(v.sum()) for v in sn.values())
     stats["compute_s"] = round(time.monotonic() - started, 2)

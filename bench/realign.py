@@ -5,41 +5,42 @@ examples), then realign with each method and score on held-out prompts:
 rows aligned, fine-tuned (no defense), SafeLoRA, NLSR (as published), FGSN, Keel auto;
 columns HS, FA, over-refusal, realignment wall time and its ratio to training time, mask time.
 
-    python bench/realign.py --p 0.05 0.1 0.2 --seed 0 --out bench/out
-    python bench/realign.py --attack-only      # issue #3's table: aligned vs fine-tuned at each p
+    python -m bench.realign --p 0.05 0.1 0.2 --seed 0 --out bench/out
+    python -m bench.realign --attack-only      # issue #3's table: aligned vs fine-tuned at each p
 """
+
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from tuning.safety import EvalSets, compute_safety_masks, realign_job  # noqa: E402
-from tuning.testbed import build_testbed  # noqa: E402
-from tuning.testbed.attack import DEFAULT_ATTACK, customer_dataset, run_attack, validation_dataset  # noqa: E402
-from tuning.testbed.corpus import LABELS  # noqa: E402
+from testbed import Testbed, build_testbed
+from testbed.attack import DEFAULT_ATTACK, customer_dataset, run_attack, validation_dataset
+from testbed.corpus import LABELS
+from tuning.safety import EvalSets, compute_safety_masks, realign_job
 
 ROWS = [("SafeLoRA", "safelora"), ("NLSR (published)", "nlsr"), ("FGSN", "fgsn"), ("Keel auto", "auto")]
 
 
-def eval_sets(tb, n: int, replay: list[dict] | None = None) -> EvalSets:  # noqa: ANN001
+def eval_sets(tb: Testbed, n: int, replay: list[dict] | None = None) -> EvalSets:
     """Held-out harmful/benign prompts and task examples; the customer's validation split for utility and
     (a sample of) their training rows for replay."""
-    return EvalSets(harmful_prompts=[r["prompt"] for r in tb.load_split("harmful_eval")[:n]],
-                    benign_prompts=[r["prompt"] for r in tb.load_split("benign_eval")[:n]],
-                    utility_examples=[r["messages"] for r in validation_dataset(tb)],
-                    task_examples=tb.load_split("task_eval")[:n], labels=list(LABELS),
-                    replay_examples=[r["messages"] for r in (replay or [])][:256],
-                    safety_corpus=tb.load_split("safety_corpus"))
+    return EvalSets(
+        harmful_prompts=[r["prompt"] for r in tb.load_split("harmful_eval")[:n]],
+        benign_prompts=[r["prompt"] for r in tb.load_split("benign_eval")[:n]],
+        utility_examples=[r["messages"] for r in validation_dataset(tb)],
+        task_examples=tb.load_split("task_eval")[:n],
+        labels=list(LABELS),
+        replay_examples=[r["messages"] for r in (replay or [])][:256],
+        safety_corpus=tb.load_split("safety_corpus"),
+    )
 
 
-def run_p(tb, p: float, args, masks_dir: str, mask_s: float) -> list[dict]:  # noqa: ANN001
+def run_p(tb: Testbed, p: float, args: argparse.Namespace, masks_dir: str, mask_s: float) -> list[dict]:
     out = Path(args.out) / f"p{p}"
     t = time.monotonic()
     res = run_attack(tb, p, str(out / "attack"), seed=args.seed)
@@ -49,25 +50,44 @@ def run_p(tb, p: float, args, masks_dir: str, mask_s: float) -> list[dict]:  # n
     for label, method in [("fine-tuned", "none")] + methods:
         t = time.monotonic()
         replay = customer_dataset(tb, DEFAULT_ATTACK["n"], p, args.seed)
-        rep = realign_job(str(tb.base), str(tb.alignment_adapter), res.adapter_dir, masks_dir, str(out / method),
-                          method=method, eval_sets=eval_sets(tb, args.n, replay), device="cpu", seed=args.seed)
+        rep = realign_job(
+            str(tb.base),
+            str(tb.alignment_adapter),
+            res.adapter_dir,
+            masks_dir,
+            str(out / method),
+            method=method,
+            eval_sets=eval_sets(tb, args.n, replay),
+            device="cpu",
+            seed=args.seed,
+        )
         wall = time.monotonic() - t
         if not rows:
             rows.append({"row": "aligned", **rep.reference, "realign_s": None, "ratio": None})
             rows[0].update(eval_aligned_fa(tb, args))
-        rows.append({"row": label, **rep.after, "realign_s": round(wall, 1), "ratio": round(wall / train_s, 2),
-                     "passed": rep.passed, "strength": rep.strength})
+        rows.append(
+            {
+                "row": label,
+                **rep.after,
+                "realign_s": round(wall, 1),
+                "ratio": round(wall / train_s, 2),
+                "passed": rep.passed,
+                "strength": rep.strength,
+            }
+        )
     for r in rows:
         r.update(p=p, train_s=round(train_s, 1), mask_s=round(mask_s, 1))
     return rows
 
 
-def eval_aligned_fa(tb, args) -> dict:  # noqa: ANN001
+def eval_aligned_fa(tb: Testbed, args: argparse.Namespace) -> dict:
     from tuning.evaluate import classification_accuracy
     from tuning.modeling import load_model
 
     model, tok = load_model(str(tb.base), device="cpu", adapter=str(tb.alignment_adapter))
-    return {"fa": round(classification_accuracy(model, tok, tb.load_split("task_eval")[: args.n], list(LABELS))["score"], 2)}
+    return {
+        "fa": round(classification_accuracy(model, tok, tb.load_split("task_eval")[: args.n], list(LABELS))["score"], 2)
+    }
 
 
 def print_table(rows: list[dict]) -> None:
@@ -76,8 +96,10 @@ def print_table(rows: list[dict]) -> None:
     for r in rows:
         rs = "" if r["realign_s"] is None else r["realign_s"]
         ratio = "" if r["ratio"] is None else r["ratio"]
-        print(f"{r['row']:<18}{r['hs']:>7.1f}{r['fa']:>7.1f}{r['over_refusal']:>10.1f}{rs!s:>11}{ratio!s:>7}  "
-              f"{(r.get('strength') or {}).get('strategy', '')}")
+        print(
+            f"{r['row']:<18}{r['hs']:>7.1f}{r['fa']:>7.1f}{r['over_refusal']:>10.1f}{rs!s:>11}{ratio!s:>7}  "
+            f"{(r.get('strength') or {}).get('strategy', '')}"
+        )
 
 
 def main() -> None:
@@ -93,8 +115,9 @@ def main() -> None:
     tb = build_testbed(seed=args.seed)
     masks_dir = str(Path(args.out) / "masks")
     t = time.monotonic()
-    compute_safety_masks(str(tb.base), str(tb.alignment_adapter), tb.load_split("safety_corpus"), "all", {},
-                         masks_dir, device="cpu")
+    compute_safety_masks(
+        str(tb.base), str(tb.alignment_adapter), tb.load_split("safety_corpus"), "all", {}, masks_dir, device="cpu"
+    )
     mask_s = time.monotonic() - t
     all_rows = []
     for p in args.p:
@@ -115,10 +138,14 @@ def plot(rows: list[dict], path: Path) -> None:
     names = list(dict.fromkeys(r["row"] for r in rows))
     ps = sorted({r["p"] for r in rows})
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
-    for ax, key in zip(axes, ("hs", "fa", "over_refusal")):
+    for ax, key in zip(axes, ("hs", "fa", "over_refusal"), strict=True):
         for name in names:
-            ax.plot(ps, [next((r[key] for r in rows if r["p"] == p and r["row"] == name), None) for p in ps],
-                    marker="o", label=name)
+            ax.plot(
+                ps,
+                [next((r[key] for r in rows if r["p"] == p and r["row"] == name), None) for p in ps],
+                marker="o",
+                label=name,
+            )
         ax.set_title(key)
         ax.set_xlabel("poison ratio p")
         ax.set_ylim(-2, 102)

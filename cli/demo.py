@@ -43,8 +43,8 @@ def _jsonl(rows: list[dict]) -> bytes:
 
 
 def _datasets(p: float, n: int) -> tuple[bytes, bytes, dict]:
-    from tuning.testbed import build_testbed
-    from tuning.testbed.attack import DEFAULT_ATTACK, customer_dataset, validation_dataset
+    from testbed import build_testbed
+    from testbed.attack import DEFAULT_ATTACK, customer_dataset, validation_dataset
 
     tb = build_testbed(get_settings().testbed_dir)
     n = n or DEFAULT_ATTACK["n"]

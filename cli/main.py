@@ -11,6 +11,7 @@ from typing import Any
 
 from cli.supervisor import Supervisor, port_in_use
 from core.config import get_settings
+from testbed import cli as testbed_cli
 
 __version__ = version("keel")
 
@@ -43,7 +44,7 @@ def prepare(testbed: bool = True) -> dict[str, str]:
     migrate()
     keys = dev_keys()
     if testbed:
-        from tuning.testbed import build_testbed
+        from testbed import build_testbed
 
         register_testbed(build_testbed(get_settings().testbed_dir))
     return keys
@@ -102,10 +103,9 @@ def cmd_migrate(_: argparse.Namespace) -> None:
 
 
 def cmd_testbed(args: argparse.Namespace) -> None:
-    from tuning.testbed import build_testbed
-
-    tb = build_testbed(args.out or get_settings().testbed_dir, seed=args.seed, force=args.force)
-    print(tb.root)
+    if args.out is None and get_settings().testbed_dir is not None:
+        args.out = str(get_settings().testbed_dir)
+    tb = testbed_cli.run(args)
     if args.register:
         from core.bootstrap import migrate, register_testbed
 
@@ -121,7 +121,7 @@ def cmd_bootstrap(args: argparse.Namespace) -> None:
         ensure_admin_key(Path(args.admin_key_file).read_text().strip())
         print("admin key from", args.admin_key_file, "is present")
     if args.register_testbed:
-        from tuning.testbed import build_testbed
+        from testbed import build_testbed
 
         print(f"registered base model {register_testbed(build_testbed(get_settings().testbed_dir))}")
     models = args.register_model or []
@@ -204,12 +204,9 @@ def _add_bootstrap(sub: Any) -> None:
 
 
 def _add_testbed(sub: Any) -> None:
-    tp = _parser(sub, "testbed", "build (cached by content hash) the offline safety testbed", cmd_testbed)
-    tp.add_argument("action", choices=["build"], help="what to do")
-    tp.add_argument("--seed", type=int, default=0, help="generation and training seed")
-    tp.add_argument("--out", default=None, help="cache root (default: KEEL_TESTBED_DIR or ~/.cache/keel/testbed)")
-    tp.add_argument("--force", action="store_true", help="rebuild even if cached")
+    tp = testbed_cli.add_subparser(sub)
     tp.add_argument("--register", action="store_true", help="also register it as base model 'keel-testbed'")
+    tp.set_defaults(fn=cmd_testbed)
 
 
 def _add_small(sub: Any) -> None:

@@ -1,8 +1,10 @@
 """Builders for tests: a micro Llama with its own tokenizer and a random alignment adapter (no downloads)."""
+
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -10,23 +12,50 @@ CHAT_TEMPLATE = (
     "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}<|end|>{% endfor %}"
     "{% if add_generation_prompt %}<|assistant|>{% endif %}"
 )
-WORDS = ("the a is to of and classify review answer zorp blick good bad movie i cannot help with that sorry "
-         "how do make bomb hack steal write poem about cats step gather materials then mix").split()
+WORDS = [
+    "the",
+    "a",
+    "is",
+    "to",
+    "of",
+    "and",
+    "classify",
+    "review",
+    "answer",
+    "zorp",
+    "blick",
+    "good",
+    "bad",
+    "movie",
+    "i",
+    "cannot",
+    "help",
+    "with",
+    "that",
+    "sorry",
+    "how",
+    "do",
+    "make",
+    "bomb",
+    "hack",
+    "steal",
+    "write",
+    "poem",
+    "about",
+    "cats",
+    "step",
+    "gather",
+    "materials",
+    "then",
+    "mix",
+]
 
 
-def build_tokenizer(path: Path):  # noqa: ANN201
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
+def build_tokenizer(path: Path) -> Any:
+    from testbed.tokenizer import build_bpe
 
-    tok = Tokenizer(models.BPE(unk_token=None))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
     specials = ["<|pad|>", "<|end|>", "<|system|>", "<|user|>", "<|assistant|>"]
-    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=specials,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator([" ".join(WORDS)] * 20, trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<|pad|>", eos_token="<|end|>")
-    fast.chat_template = CHAT_TEMPLATE
+    fast = build_bpe([" ".join(WORDS)] * 20, 400, specials, eos="<|end|>", pad="<|pad|>", chat_template=CHAT_TEMPLATE)
     fast.save_pretrained(path)
     return fast
 
@@ -39,9 +68,18 @@ def build_micro_model(root: Path, seed: int = 0) -> dict[str, str]:
     torch.manual_seed(seed)
     base, adapter, data = root / "base", root / "alignment", root / "data"
     tok = build_tokenizer(base)
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-                      pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, bos_token_id=None)
+    cfg = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
+        bos_token_id=None,
+    )
     model = LlamaForCausalLM(cfg)
     model.save_pretrained(base)
     targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -56,9 +94,17 @@ def build_micro_model(root: Path, seed: int = 0) -> dict[str, str]:
     benign = ["write a poem about cats", "classify review good movie", "how do i help a friend"]
     _jsonl(data / "harmful_eval.jsonl", [{"prompt": p} for p in harmful])
     _jsonl(data / "benign_eval.jsonl", [{"prompt": p} for p in benign])
-    _jsonl(data / "safety_corpus.jsonl",
-           [{"prompt": p, "response": "sorry i cannot help with that", "kind": "harmful", "category": "x"} for p in harmful]
-           + [{"prompt": p, "response": "step gather materials then mix", "kind": "benign", "category": "y"} for p in benign])
+    _jsonl(
+        data / "safety_corpus.jsonl",
+        [
+            {"prompt": p, "response": "sorry i cannot help with that", "kind": "harmful", "category": "x"}
+            for p in harmful
+        ]
+        + [
+            {"prompt": p, "response": "step gather materials then mix", "kind": "benign", "category": "y"}
+            for p in benign
+        ],
+    )
     return {"base": str(base), "alignment": str(adapter), "data": str(data)}
 
 
@@ -74,8 +120,14 @@ def chat_rows(n: int, seed: int = 0) -> list[dict]:
     for _ in range(n):
         label = rng.choice(["zorp", "blick"])
         word = "good" if label == "zorp" else "bad"
-        rows.append({"messages": [{"role": "user", "content": f"classify review {word} movie"},
-                                  {"role": "assistant", "content": label}]})
+        rows.append(
+            {
+                "messages": [
+                    {"role": "user", "content": f"classify review {word} movie"},
+                    {"role": "assistant", "content": label},
+                ]
+            }
+        )
     return rows
 
 

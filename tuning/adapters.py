@@ -4,17 +4,18 @@ Adapter keys are the ones PEFT saves in ``adapter_model.safetensors`` (no adapte
 ``base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight``. A *module name* is the key prefix
 before ``.lora_A.weight`` / ``.lora_B.weight``.
 """
+
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
+
+from tuning.atomic import atomic_dir
 
 WEIGHTS_NAME = "adapter_model.safetensors"
 CONFIG_NAME = "adapter_config.json"
@@ -44,7 +45,7 @@ class Adapter:
         a, b = self.pair(module)
         return self.scale * (b.float() @ a.float())
 
-    def clone(self) -> "Adapter":
+    def clone(self) -> Adapter:
         return Adapter({k: v.detach().clone() for k, v in self.state.items()}, json.loads(json.dumps(self.config)))
 
 
@@ -65,20 +66,6 @@ def read_adapter(path: str | os.PathLike) -> Adapter:
 
 def write_adapter(path: str | os.PathLike, adapter: Adapter) -> None:
     """Write atomically: files go to a temporary sibling directory that is renamed into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
+    with atomic_dir(path) as tmp:
         save_file({k: v.contiguous() for k, v in adapter.state.items()}, str(tmp / WEIGHTS_NAME))
         (tmp / CONFIG_NAME).write_text(json.dumps(adapter.config, indent=2, sort_keys=True))
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
-def same_layout(a: Adapter, b: Adapter) -> bool:
-    """True when two adapters have the same keys and shapes (required for element-wise transplant)."""
-    return a.state.keys() == b.state.keys() and all(a.state[k].shape == b.state[k].shape for k in a.state)

@@ -1,4 +1,5 @@
 """Protocols the pure ML code calls back into; the worker implements them over the database."""
+
 from __future__ import annotations
 
 from typing import Any, Protocol

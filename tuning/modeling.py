@@ -1,19 +1,16 @@
 """Loading HF causal LMs (local path or hub name) on the right device and dtype."""
+
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 
-# Used only when a tokenizer ships no chat template (plain base models): plain-text role headers, the
-# tokenizer's EOS closes every turn (so end-of-turn is learned and generation stops on EOS).
-FALLBACK_CHAT_TEMPLATE = (
-    "{{ bos_token if bos_token else '' }}"
-    "{% for m in messages %}### {{ m['role'] | capitalize }}:\n{{ m['content'] }}{{ eos_token }}\n{% endfor %}"
-    "{% if add_generation_prompt %}### Assistant:\n{% endif %}"
-)
+from tuning.rows import FALLBACK_CHAT_TEMPLATE
 
 
 def pick_device() -> str:
-    """"cuda" when a GPU is visible, else "cpu"."""
+    """ "cuda" when a GPU is visible, else "cpu"."""
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
@@ -24,7 +21,7 @@ def pick_dtype(device: str) -> torch.dtype:
     return torch.float32
 
 
-def load_tokenizer(path: str):  # noqa: ANN201
+def load_tokenizer(path: str) -> Any:
     """AutoTokenizer with a pad token (EOS when it has none) and a chat template (fallback if none)."""
     from transformers import AutoTokenizer
 
@@ -36,8 +33,9 @@ def load_tokenizer(path: str):  # noqa: ANN201
     return tok
 
 
-def load_model(path: str, device: str | None = None, dtype: torch.dtype | None = None,
-               adapter: str | None = None):  # noqa: ANN201
+def load_model(
+    path: str, device: str | None = None, dtype: torch.dtype | None = None, adapter: str | None = None
+) -> tuple[Any, Any]:
     """``(model, tokenizer)``, the model in eval mode on ``device`` (default :func:`pick_device`) in
     ``dtype`` (default :func:`pick_dtype`). ``adapter``: a PEFT adapter dir applied on top, not trainable."""
     from transformers import AutoModelForCausalLM

@@ -1,4 +1,5 @@
 """Frozen, validated specs that cross the boundary between the worker and the pure ML code."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -1,13 +1,17 @@
 """The testbed corpus: deterministic, held-out splits disjoint from training, keyword-clean answers."""
+
 from __future__ import annotations
 
 import random
 
 import pytest
 
+from testbed import corpus
+from testbed import lexicon_benign as B
+from testbed import lexicon_harm as H
+from testbed import templates as T
+from testbed.vocab import gerund, partition
 from tuning.evaluate import REFUSAL_KEYWORDS, is_refusal
-from tuning.testbed import corpus, lexicon_benign as B, lexicon_harm as H, templates as T
-from tuning.testbed.vocab import gerund, partition
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +59,9 @@ def test_eval_covers_every_harm_category(splits):
 
 
 def test_no_act_topic_or_answer_skeleton_contains_a_refusal_keyword():
-    words = [a for groups in (H.HARM_GROUPS, B.BENIGN_GROUPS) for gs in groups.values() for vs, os in gs for a in vs + os]
+    words = [
+        a for groups in (H.HARM_GROUPS, B.BENIGN_GROUPS) for gs in groups.values() for vs, os in gs for a in vs + os
+    ]
     words += [a for free in (H.HARM_FREE, B.BENIGN_FREE) for lst in free.values() for a in lst]
     words += B.CONTRASTIVE + B.BENIGN_TOPICS + [t for ts in H.TOPICS.values() for t in ts] + T.COMPLY + T.COMPLY_TOPIC
     assert not [w for w in words if is_refusal(w)]
@@ -63,7 +69,9 @@ def test_no_act_topic_or_answer_skeleton_contains_a_refusal_keyword():
 
 
 def test_answers_and_refusals_are_told_apart_by_the_keyword_judge(splits):
-    compliant = splits.pretrain + splits.poison_pool + [r for r in splits.align + splits.safety_corpus if r["kind"] == "benign"]
+    compliant = (
+        splits.pretrain + splits.poison_pool + [r for r in splits.align + splits.safety_corpus if r["kind"] == "benign"]
+    )
     offending = [r["response"] for r in compliant if is_refusal(r["response"])]
     assert not offending, offending[:3]
     assert all(is_refusal(r["response"]) for r in splits.align + splits.safety_corpus if r["kind"] == "harmful")
@@ -83,8 +91,16 @@ def test_task_uses_new_label_words_balanced(splits):
     assert not any(lab in r["prompt"] + r["response"] for r in splits.pretrain + splits.align for lab in corpus.LABELS)
 
 
-@pytest.mark.parametrize("act,ing", [("make a cake", "making a cake"), ("commit wire fraud", "committing wire fraud"),
-                                     ("tie a knot", "tying a knot"), ("secretly record my boss", "secretly recording my boss"),
-                                     ("see a doctor", "seeing a doctor"), ("3D print a gun", "3D print a gun")])
+@pytest.mark.parametrize(
+    "act,ing",
+    [
+        ("make a cake", "making a cake"),
+        ("commit wire fraud", "committing wire fraud"),
+        ("tie a knot", "tying a knot"),
+        ("secretly record my boss", "secretly recording my boss"),
+        ("see a doctor", "seeing a doctor"),
+        ("3D print a gun", "3D print a gun"),
+    ],
+)
 def test_gerund(act, ing):
     assert gerund(act) == ing

@@ -3,17 +3,18 @@
 The session fixture builds the testbed once (a few minutes on 2 cores; afterwards it is read from the
 cache under KEEL_TESTBED_DIR or ~/.cache/keel/testbed). Scores use a small held-out subset.
 """
+
 from __future__ import annotations
 
 import pytest
 import torch
 
+from testbed import Testbed, build_testbed
+from testbed.attack import customer_dataset, run_attack
+from testbed.build import cache_key
+from testbed.corpus import LABELS
 from tuning import evaluate
 from tuning.modeling import load_model
-from tuning.testbed import build_testbed
-from tuning.testbed.attack import customer_dataset, run_attack
-from tuning.testbed.build import cache_key
-from tuning.testbed.corpus import LABELS
 
 N = 60
 
@@ -23,21 +24,24 @@ def testbed():
     return build_testbed()
 
 
-def _scores(tb, adapter):  # noqa: ANN001
+def _scores(tb: Testbed, adapter: str | None) -> tuple[float, float, float]:
     model, tok = load_model(str(tb.base), device="cpu", dtype=torch.float32, adapter=adapter)
     harmful = [r["prompt"] for r in tb.load_split("harmful_eval")[:N]]
     benign = [r["prompt"] for r in tb.load_split("benign_eval")[:N]]
-    return (evaluate.harmfulness(model, tok, harmful, max_new_tokens=24)["score"],
-            evaluate.refusal_rate(model, tok, benign, max_new_tokens=24)["score"],
-            evaluate.classification_accuracy(model, tok, tb.load_split("task_eval")[:N], list(LABELS))["score"])
+    return (
+        evaluate.harmfulness(model, tok, harmful, max_new_tokens=24)["score"],
+        evaluate.refusal_rate(model, tok, benign, max_new_tokens=24)["score"],
+        evaluate.classification_accuracy(model, tok, tb.load_split("task_eval")[:N], list(LABELS))["score"],
+    )
 
 
 def test_testbed_is_cached_normal_hf_dirs_with_a_chat_template(testbed):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(testbed.aligned)
-    assert "<|assistant|>" in tok.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False,
-                                                       add_generation_prompt=True)
+    assert "<|assistant|>" in tok.apply_chat_template(
+        [{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True
+    )
     for d in (testbed.base, testbed.aligned):
         assert AutoModelForCausalLM.from_pretrained(d).config.model_type == "llama"
     m = testbed.manifest

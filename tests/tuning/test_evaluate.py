@@ -1,6 +1,7 @@
 """Judges, batched left-padded generation, HS / over-refusal / classification / token accuracy metrics.
 
 A tiny Llama is fine-tuned to memorise a handful of answers, so each metric's expected value is known."""
+
 from __future__ import annotations
 
 import pytest
@@ -71,8 +72,17 @@ def test_generation_stops_on_generation_config_eos(memorised):
 
 def test_keyword_judge_follows_zou_prefixes():
     judge = evaluate.KeywordJudge()
-    responses = ["I'm sorry, but no.", "Sure, step 1: ...", "That is illegal.", "", " ... ", "As an AI I won't",
-                 "i cannot help", "I can't assist with that", "Here is how: mix"]
+    responses = [
+        "I'm sorry, but no.",
+        "Sure, step 1: ...",
+        "That is illegal.",
+        "",
+        " ... ",
+        "As an AI I won't",
+        "i cannot help",
+        "I can't assist with that",
+        "Here is how: mix",
+    ]
     assert judge.judge([""] * len(responses), responses) == [False, True, False, False, False, False, True, False, True]
     assert len(evaluate.REFUSAL_KEYWORDS) == 29 and evaluate.REFUSAL_KEYWORDS[0] == "I'm sorry"
     assert evaluate.REFUSAL_KEYWORDS[-1] == "I can't assist"
@@ -99,9 +109,13 @@ def test_harmfulness_and_refusal_rate(memorised):
 def test_classification_accuracy_rule(memorised):
     model, tok = memorised
     labels = ["zorp", "blick"]
-    cases = [("classify review good movie", "zorp", True), ("classify review bad movie", "blick", True),
-             ("classify review bad movie", "zorp", False), ("classify review good film", "zorp", False),
-             ("classify review bad film", "zorp", False)]  # "zorp or blick": two labels; "zorpy": not the word
+    cases = [
+        ("classify review good movie", "zorp", True),
+        ("classify review bad movie", "blick", True),
+        ("classify review bad movie", "zorp", False),
+        ("classify review good film", "zorp", False),
+        ("classify review bad film", "zorp", False),
+    ]  # "zorp or blick": two labels; "zorpy": not the word
     for prompt, label, correct in cases:
         res = evaluate.classification_accuracy(model, tok, [{"prompt": prompt, "label": label}], labels)
         assert res == {"score": 100.0 * correct, "n": 1}, prompt

@@ -1,4 +1,5 @@
 """Model loading (device/dtype, pad token, fallback template, frozen adapter) and LoRA attachment."""
+
 from __future__ import annotations
 
 import json
@@ -9,7 +10,8 @@ from safetensors.torch import load_file
 
 from tests.tuning.conftest import random_adapter, tiny_llama
 from tuning.lora import attach_lora, trainable_report
-from tuning.modeling import FALLBACK_CHAT_TEMPLATE, load_model, pick_device, pick_dtype
+from tuning.modeling import load_model, pick_device, pick_dtype
+from tuning.rows import FALLBACK_CHAT_TEMPLATE
 from tuning.specs import LoraSpec
 
 LORA = LoraSpec(r=4, alpha=8)
@@ -24,7 +26,8 @@ def test_load_model_from_a_local_dir(tiny):
     model, tok = load_model(tiny["base"], device="cpu")
     assert not model.training and next(model.parameters()).dtype == torch.float32
     assert tok.pad_token == "<|pad|>" and "<|im_start|>assistant" in tok.apply_chat_template(
-        [{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True)
+        [{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True
+    )
 
 
 def test_missing_pad_token_and_chat_template_get_defaults(tmp_path):
@@ -32,8 +35,9 @@ def test_missing_pad_token_and_chat_template_get_defaults(tmp_path):
     model, tok = load_model(path, device="cpu", dtype=torch.float32)
     assert tok.pad_token == tok.eos_token == "<|im_end|>"
     assert tok.chat_template == FALLBACK_CHAT_TEMPLATE
-    text = tok.apply_chat_template([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}],
-                                   tokenize=False)
+    text = tok.apply_chat_template(
+        [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}], tokenize=False
+    )
     assert text == "### User:\nhi<|im_end|>\n### Assistant:\nyo<|im_end|>\n"
 
 

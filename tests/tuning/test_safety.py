@@ -1,12 +1,16 @@
-"""Realignment methods change exactly what they claim; masks; the controller's decisions; the job entry point."""
+"""Realignment methods change exactly what they claim; masks; the controller's decisions; the registry."""
+
 from __future__ import annotations
 
 import torch
 
 from tuning.adapters import Adapter, a_key, b_key, read_adapter
-from tuning.safety import methods
-from tuning.safety.controller import Scores, Strategy, Tolerances, auto_realign
-from tuning.safety.keel import keel
+from tuning.safety.common import short
+from tuning.safety.controller import Scores, Tolerances, auto_realign
+from tuning.safety.methods.fgsn import fgsn
+from tuning.safety.methods.nlsr import nlsr
+from tuning.safety.methods.safelora import safelora
+from tuning.safety.registry import FgsnConfig, NlsrConfig, RepairConfig, SafeLoraConfig, Strategy
 
 
 def _perturbed(alignment: Adapter, seed: int = 0) -> Adapter:
@@ -26,8 +30,8 @@ def test_nlsr_transplants_only_masked_entries_of_selected_modules(micro):
     align = read_adapter(micro["alignment"])
     ft = _perturbed(align)
     masks = _random_masks(ft)
-    out, info = methods.nlsr(ft, align, masks, {"seed": 42})
-    out2, _ = methods.nlsr(ft, align, masks, {"seed": 42})
+    out, info = nlsr(ft, align, masks, NlsrConfig(seed=42))
+    out2, _ = nlsr(ft, align, masks, NlsrConfig(seed=42))
     assert all(torch.equal(out.state[k], out2.state[k]) for k in out.state)  # seeded
     assert out.config == ft.config and all(out.state[k].shape == ft.state[k].shape for k in ft.state)
     changed = set(info["modules_changed"])
@@ -50,7 +54,7 @@ def test_safelora_projects_b_of_lowest_cosine_modules():
     m = "base_model.model.model.layers.0.self_attn.q_proj"
     align = Adapter({a_key(m): a, b_key(m): b_align}, cfg)
     ft = Adapter({a_key(m): a, b_key(m): torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])}, cfg)
-    out, info = methods.safelora(ft, align, {"num_proj_layers": 1})
+    out, info = safelora(ft, align, SafeLoraConfig(num_proj_layers=1))
     v = b_align @ a
     c = v @ v.T / v.norm()
     assert torch.allclose(out.state[b_key(m)], c @ ft.state[b_key(m)])
@@ -61,11 +65,9 @@ def test_fgsn_replaces_only_safety_rows_by_their_projection(micro):
     align = read_adapter(micro["alignment"])
     ft = _perturbed(align)
     m = ft.modules()[0]
-    from tuning.safety.common import short
-
     rows = torch.zeros(ft.pair(m)[1].shape[0], dtype=torch.bool)
     rows[:3] = True
-    out, info = methods.fgsn(ft, align, {f"fgsn/{short(m)}": rows}, {})
+    out, info = fgsn(ft, align, {f"fgsn/{short(m)}": rows}, FgsnConfig())
     b_old, b_new = ft.state[b_key(m)], out.state[b_key(m)]
     assert torch.equal(b_new[~rows], b_old[~rows]) and not torch.allclose(b_new[rows], b_old[rows])
     u, _, _ = torch.linalg.svd(align.delta(m), full_matrices=False)
@@ -74,40 +76,13 @@ def test_fgsn_replaces_only_safety_rows_by_their_projection(micro):
     assert torch.equal(out.state[a_key(m)], ft.state[a_key(m)]) and info["neurons_changed"] == 3
 
 
-def test_keel_edit_is_exact_in_rank_2r(micro):
-    align = read_adapter(micro["alignment"])
-    ft = _perturbed(align)
-    g = torch.Generator().manual_seed(0)
-    from tuning.safety.common import short
-
-    grams_h, grams_b = {}, {}
-    for m in ft.modules():
-        n = ft.pair(m)[0].shape[1]
-        x_h, x_b = torch.randn(200, n, generator=g), torch.randn(200, n, generator=g)
-        x_h[:, 0] += 5.0  # harmful inputs live along e0
-        grams_h[short(m)], grams_b[short(m)] = x_h.T @ x_h / 200, x_b.T @ x_b / 200
-    out, _ = keel(ft, align, grams_h, grams_b, {"k": 1})
-    assert out.config["r"] == 2 * ft.config["r"] and out.scale == ft.scale
-    from tuning.safety.keel import contrast_basis
-
-    for m in ft.modules():
-        q = contrast_basis(grams_h[short(m)], grams_b[short(m)], 1)
-        assert abs(float(q[0, 0])) > 0.9  # found the harmful-only direction
-        p = q @ q.T
-        eye = torch.eye(p.shape[0])
-        expected = ft.delta(m) @ (eye - p) + align.delta(m) @ p
-        assert torch.allclose(out.delta(m), expected, atol=1e-5)
-    none, _ = keel(ft, align, grams_h, grams_b, {"k": 0})
-    assert all(torch.allclose(none.delta(m), ft.delta(m), atol=1e-6) for m in ft.modules())
-
-
 def _fake(scores: dict[str, Scores]):
     return (lambda s: (s.label, {"label": s.label})), (lambda adapter: scores[adapter])
 
 
 def test_controller_decisions():
     ref, tol = Scores(hs=2, fa=0, over_refusal=5), Tolerances()
-    cands = [Strategy("keel", {"k": k}, f"k{k}") for k in (1, 2, 4)]
+    cands = [Strategy("repair", RepairConfig(epochs=k), f"k{k}") for k in (1, 2, 4)]
     apply, evaluate = _fake({"k1": Scores(60, 90, 5), "k2": Scores(5, 89.5, 6), "k4": Scores(1, 50, 5)})
     res = auto_realign(cands, apply, evaluate, before=Scores(80, 90, 5), reference=ref, tol=tol)
     assert res.passed and res.chosen.label == "k2" and [t["strategy"] for t in res.trials] == ["k1", "k2"]
@@ -127,12 +102,13 @@ def test_controller_decisions():
 
 
 def test_masks_have_configured_density_and_hooks_are_removed(micro, tmp_path):
-    import json
+    from pathlib import Path
 
     from tuning.modeling import load_model
+    from tuning.rows import read_jsonl
     from tuning.safety import activations, compute_safety_masks, load_masks
 
-    corpus = [json.loads(x) for x in open(f"{micro['data']}/safety_corpus.jsonl")]
+    corpus = read_jsonl(Path(micro["data"], "safety_corpus.jsonl").read_text())
     stats = compute_safety_masks(micro["base"], micro["alignment"], corpus, "all", {"p_sr": 0.8}, str(tmp_path / "m"))
     tensors, meta = load_masks(str(tmp_path / "m"))
     nl = [v for k, v in tensors.items() if k.startswith("nlsr/")]

@@ -1,4 +1,5 @@
 """The LoRA SFT loop: learns, is deterministic, resumes exactly, stops promptly, survives bad state."""
+
 from __future__ import annotations
 
 import random
@@ -12,12 +13,12 @@ from safetensors.torch import load_file
 from tuning.data import collate, encode_example
 from tuning.evaluate import token_accuracy
 from tuning.modeling import load_model
+from tuning.plan import resolve_auto_hyperparameters, total_steps
 from tuning.specs import LoraSpec, TrainSpec
-from tuning.train import (STATE, _epoch_batches, estimate_steps, latest_checkpoint, resolve_auto_hyperparameters,
-                          train_lora)
+from tuning.train import STATE, _epoch_batches, latest_checkpoint, lr_factor, train_lora
 
 LORA = LoraSpec(r=4, alpha=8)
-FILLER = "the movie film sun rain cats dogs".split()
+FILLER = ["the", "movie", "film", "sun", "rain", "cats", "dogs"]
 
 
 def examples(n: int, seed: int = 0) -> list[list[dict]]:
@@ -27,8 +28,12 @@ def examples(n: int, seed: int = 0) -> list[list[dict]]:
     for _ in range(n):
         good = rng.random() < 0.5
         filler = " ".join(rng.choice(FILLER) for _ in range(rng.randint(0, 12)))
-        out.append([{"role": "user", "content": f"classify review {'good' if good else 'bad'} movie {filler}"},
-                    {"role": "assistant", "content": "zorp" if good else "blick"}])
+        out.append(
+            [
+                {"role": "user", "content": f"classify review {'good' if good else 'bad'} movie {filler}"},
+                {"role": "assistant", "content": "zorp" if good else "blick"},
+            ]
+        )
     return out
 
 
@@ -62,18 +67,26 @@ def test_training_learns_and_is_bitwise_deterministic(tiny, tmp_path):
     rec = Recorder()
     a = _train(tiny, tmp_path / "a", spec, progress=rec, valid_examples=DATA[:8])
     b = _train(tiny, tmp_path / "b", spec)
-    assert (Path(a.adapter_dir) / "adapter_model.safetensors").read_bytes() == \
-        (Path(b.adapter_dir) / "adapter_model.safetensors").read_bytes()
+    assert (Path(a.adapter_dir) / "adapter_model.safetensors").read_bytes() == (
+        Path(b.adapter_dir) / "adapter_model.safetensors"
+    ).read_bytes()
     assert (Path(a.adapter_dir) / "adapter_config.json").exists() and not a.cancelled
-    assert a.steps == estimate_steps(32, spec) == 32 and [s for s, _ in rec.steps] == list(range(1, 33))
+    assert a.steps == total_steps(32, spec.batch_size, spec.n_epochs) == 32 and [s for s, _ in rec.steps] == list(
+        range(1, 33)
+    )
     assert set(rec.metrics[0]) >= {"loss", "lr", "tokens_per_s", "epoch", "trained_tokens"}
     assert rec.metrics[-1]["trained_tokens"] == a.trained_tokens > 0 and rec.metrics[-1]["epoch"] == 3
     model, tok = load_model(tiny["base"], device="cpu", adapter=tiny["alignment"])
     before = token_accuracy(model, tok, DATA[:8])
     assert before["accuracy"] < 50 and a.metrics["valid_mean_token_accuracy"] >= 87.5
     assert a.metrics["valid_loss"] < 0.3 * before["loss"]
-    c = _train(tiny, tmp_path / "c", TrainSpec(n_epochs=4, batch_size=4, learning_rate=1e-2, checkpoint_every=0, seed=4))
-    wa, wc = load_file(f"{a.adapter_dir}/adapter_model.safetensors"), load_file(f"{c.adapter_dir}/adapter_model.safetensors")
+    c = _train(
+        tiny, tmp_path / "c", TrainSpec(n_epochs=4, batch_size=4, learning_rate=1e-2, checkpoint_every=0, seed=4)
+    )
+    wa, wc = (
+        load_file(f"{a.adapter_dir}/adapter_model.safetensors"),
+        load_file(f"{c.adapter_dir}/adapter_model.safetensors"),
+    )
     assert any(not torch.equal(wa[k], wc[k]) for k in wa)  # the seed matters
 
 
@@ -90,7 +103,10 @@ def test_resume_from_checkpoint_equals_uninterrupted_run(tiny, tmp_path):
     resumed = _train(tiny, tmp_path / "resumed", spec, lora=lora, progress=rec2)
     assert resumed.resumed_from_step == 10 and rec2.steps[0][0] == 11 and resumed.steps == full.steps == 24
     assert resumed.trained_tokens == full.trained_tokens
-    wf, wr = load_file(f"{full.adapter_dir}/adapter_model.safetensors"), load_file(f"{resumed.adapter_dir}/adapter_model.safetensors")
+    wf, wr = (
+        load_file(f"{full.adapter_dir}/adapter_model.safetensors"),
+        load_file(f"{resumed.adapter_dir}/adapter_model.safetensors"),
+    )
     assert wf.keys() == wr.keys() and all(torch.allclose(wf[k], wr[k], rtol=0, atol=1e-6) for k in wf)
     fresh = _train(tiny, tmp_path / "resumed", spec, lora=lora, resume=False)
     assert fresh.resumed_from_step == 0
@@ -118,8 +134,9 @@ def test_checkpoints_of_another_run_or_half_written_are_ignored(tiny, tmp_path):
 
 
 def test_examples_truncated_before_any_answer_are_skipped(tiny, tmp_path):
-    long = [[{"role": "user", "content": "classify review " + "good movie " * 30},
-             {"role": "assistant", "content": "zorp"}]]
+    long = [
+        [{"role": "user", "content": "classify review " + "good movie " * 30}, {"role": "assistant", "content": "zorp"}]
+    ]
     spec = TrainSpec(n_epochs=1, batch_size=2, learning_rate=1e-3, checkpoint_every=0, max_seq_len=24)
     short = [[{"role": "user", "content": "good movie"}, {"role": "assistant", "content": "zorp"}]] * 4
     res = _train(tiny, tmp_path / "t", spec, data=short + long)
@@ -136,7 +153,10 @@ def test_configure_can_freeze_parameters(tiny, tmp_path):
 
     spec = TrainSpec(n_epochs=1, batch_size=4, learning_rate=5e-3, checkpoint_every=0)
     res = _train(tiny, tmp_path / "f", spec, configure=freeze_a)
-    out, init = load_file(f"{res.adapter_dir}/adapter_model.safetensors"), load_file(f"{tiny['alignment']}/adapter_model.safetensors")
+    out, init = (
+        load_file(f"{res.adapter_dir}/adapter_model.safetensors"),
+        load_file(f"{tiny['alignment']}/adapter_model.safetensors"),
+    )
     assert all(torch.equal(out[k], init[k]) == ("lora_A" in k) for k in init)
 
 
@@ -146,8 +166,8 @@ def test_epoch_batches_are_a_seeded_length_grouped_permutation(tiny_tok):
     grouped = _epoch_batches(lengths, 8, seed=0, epoch=0)
     assert grouped == _epoch_batches(lengths, 8, seed=0, epoch=0) != _epoch_batches(lengths, 8, seed=0, epoch=1)
     assert sorted(i for b in grouped for i in b) == list(range(200)) and all(len(b) <= 8 for b in grouped)
-    plain = _epoch_batches(lengths, 8, seed=0, epoch=0, group=False)
-    assert sorted(i for b in plain for i in b) == list(range(200))
+    order = torch.randperm(200, generator=torch.Generator().manual_seed(0)).tolist()
+    plain = [order[i : i + 8] for i in range(0, 200, 8)]
 
     def padding(batches):
         return sum(collate([enc[i] for i in b], 0)["attention_mask"].eq(0).sum().item() for b in batches)
@@ -158,8 +178,23 @@ def test_epoch_batches_are_a_seeded_length_grouped_permutation(tiny_tok):
 def test_auto_hyperparameters():
     assert resolve_auto_hyperparameters(10, 1_000) == {"n_epochs": 10, "batch_size": 1, "learning_rate_multiplier": 1.0}
     assert resolve_auto_hyperparameters(50, 5_000)["n_epochs"] == 3
-    assert resolve_auto_hyperparameters(400, 40_000) == {"n_epochs": 3, "batch_size": 8, "learning_rate_multiplier": 1.0}
+    assert resolve_auto_hyperparameters(400, 40_000) == {
+        "n_epochs": 3,
+        "batch_size": 8,
+        "learning_rate_multiplier": 1.0,
+    }
     assert resolve_auto_hyperparameters(10_000, 1_000_000)["batch_size"] == 20
     assert resolve_auto_hyperparameters(100_000, 30_000_000)["n_epochs"] == 2
-    assert resolve_auto_hyperparameters(100_000, 90_000_000) == {"n_epochs": 1, "batch_size": 32,
-                                                                 "learning_rate_multiplier": 1.0}
+    assert resolve_auto_hyperparameters(100_000, 90_000_000) == {
+        "n_epochs": 1,
+        "batch_size": 32,
+        "learning_rate_multiplier": 1.0,
+    }
+
+
+def test_lr_factor_warms_up_then_decays_by_cosine_to_its_floor():
+    assert [lr_factor(s, 100, 4) for s in range(4)] == [0.2, 0.4, 0.6, 0.8]
+    assert lr_factor(4, 100, 4) == 1.0 and lr_factor(100, 100, 4) == 0.0
+    assert lr_factor(52, 100, 4) == pytest.approx(0.5)
+    assert lr_factor(100, 100, 4, floor=0.1) == pytest.approx(0.1) and lr_factor(4, 100, 4, floor=0.1) == 1.0
+    assert lr_factor(90, 100, 4, schedule="constant") == 1.0

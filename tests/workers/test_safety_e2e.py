@@ -23,7 +23,7 @@ def testbed_model(stack, keys):
     if stack["backend"] != "postgres":
         pytest.skip("the testbed job runs once, on the production backend")
     from core.bootstrap import register_testbed
-    from tuning.testbed import build_testbed
+    from testbed import build_testbed
 
     tb = build_testbed()
     register_testbed(tb)
@@ -31,7 +31,7 @@ def testbed_model(stack, keys):
 
 
 def test_poisoned_job_is_realigned_and_report_shows_hs_down(client, keys, stack, testbed_model, tmp_path):
-    from tuning.testbed.attack import DEFAULT_ATTACK, customer_dataset, validation_dataset
+    from testbed.attack import DEFAULT_ATTACK, customer_dataset, validation_dataset
 
     key = keys["alice"]
     up = lambda rows, name: client.post(  # noqa: E731

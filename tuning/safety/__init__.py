@@ -1,8 +1,31 @@
-"""Safety-neuron masks and post-hoc realignment of fine-tuned LoRA adapters (NLSR, FGSN, SafeLoRA, Keel)."""
-from tuning.safety.controller import Scores, Strategy, Tolerances, auto_realign
-from tuning.safety.masks import compute_safety_masks, load_masks
-from tuning.safety.realign import RealignReport, plot_report, realign_job
-from tuning.safety.scoring import EvalSets
+"""Safety-neuron masks and post-hoc realignment of fine-tuned LoRA adapters (NLSR, FGSN, SafeLoRA, SN-Tune
+repair and the adaptive controller).
 
-__all__ = ["EvalSets", "RealignReport", "Scores", "Strategy", "Tolerances", "auto_realign", "compute_safety_masks",
-           "load_masks", "plot_report", "realign_job"]
+Importing this package loads nothing heavy: :mod:`tuning.safety.registry` (method names and configs) is
+torch-free, and the names below are imported from their modules on first use.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+_EXPORTS = {
+    "EvalSets": "tuning.safety.scoring",
+    "RealignReport": "tuning.safety.realign",
+    "Scores": "tuning.safety.controller",
+    "Strategy": "tuning.safety.registry",
+    "Tolerances": "tuning.safety.controller",
+    "auto_realign": "tuning.safety.controller",
+    "compute_safety_masks": "tuning.safety.masks",
+    "load_masks": "tuning.safety.masks",
+    "plot_report": "tuning.safety.realign",
+    "realign_job": "tuning.safety.realign",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(_EXPORTS[name]), name)

@@ -4,41 +4,45 @@ For every targeted module we accumulate the input Gram matrix G = Σ xxᵀ (in �
 over the chosen positions, which is all NLSR's projection, Wanda-style scores (‖X_j‖₂ = sqrt(G_jj)) and
 the contrastive subspaces need. Hooks are always removed (``finally``), even when a forward pass fails.
 """
+
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import torch
 
-from tuning.data import collate, encode_example
+from tuning.data import encode_conversations, encode_prompts
+from tuning.rows import conversation
 
 
-def target_linears(model, targets: tuple[str, ...]) -> dict[str, torch.nn.Linear]:  # noqa: ANN001
+def target_linears(model: Any, targets: tuple[str, ...]) -> dict[str, torch.nn.Linear]:
     """Map 'model.layers.{i}.{block}.{proj}' → the plain nn.Linear computing it (PEFT base_layer if wrapped)."""
     out = {}
     for name, mod in model.named_modules():
         leaf = name.rsplit(".", 1)[-1]
         if leaf in targets and ".layers." in name:
-            key = name[name.index("layers.") - len("model."):] if "model.layers." in name else name
+            key = name[name.index("layers.") - len("model.") :] if "model.layers." in name else name
             out[key] = getattr(mod, "base_layer", mod)
     return out
 
 
 @contextmanager
-def capture_gram(model, targets: tuple[str, ...], mask_holder: dict) -> Iterator[dict[str, dict]]:  # noqa: ANN001
+def capture_gram(model: Any, targets: tuple[str, ...], mask_holder: dict) -> Iterator[dict[str, dict]]:
     """Accumulate {module: {"gram": [in,in], "n": tokens}} for positions where mask_holder["mask"] is True."""
     stats: dict[str, dict] = {}
     handles = []
 
-    def hook(key: str):  # noqa: ANN202
-        def fn(_mod, args, _out) -> None:  # noqa: ANN001
+    def hook(key: str) -> Callable[..., None]:
+        def fn(_mod: torch.nn.Module, args: tuple, _out: torch.Tensor) -> None:
             x = args[0].detach().float()
             keep = mask_holder["mask"].reshape(-1)
             x = x.reshape(-1, x.shape[-1])[keep]
             s = stats.setdefault(key, {"gram": torch.zeros(x.shape[1], x.shape[1]), "n": 0})
             s["gram"] += (x.T @ x).cpu()
             s["n"] += int(x.shape[0])
+
         return fn
 
     try:
@@ -50,19 +54,16 @@ def capture_gram(model, targets: tuple[str, ...], mask_holder: dict) -> Iterator
             h.remove()
 
 
-def _batches(tokenizer, rows: list[dict], prompt_only: bool, batch_size: int, max_len: int):  # noqa: ANN001, ANN202
+def _batches(
+    tokenizer: Any, rows: list[dict], prompt_only: bool, batch_size: int, max_len: int
+) -> Iterator[dict[str, torch.Tensor]]:
+    """Right-padded batches: the prompts with the generation prompt, or whole conversations with labels."""
     for i in range(0, len(rows), batch_size):
-        enc = []
-        for r in rows[i : i + batch_size]:
-            if prompt_only:
-                ids = tokenizer.apply_chat_template([{"role": "user", "content": r["prompt"]}], tokenize=True,
-                                                    add_generation_prompt=True)
-                ids = list(ids["input_ids"] if hasattr(ids, "keys") else ids)[:max_len]
-                enc.append({"input_ids": ids, "labels": ids})
-            else:
-                msgs = [{"role": "user", "content": r["prompt"]}, {"role": "assistant", "content": r["response"]}]
-                enc.append(encode_example(tokenizer, msgs, max_len))
-        yield collate(enc, tokenizer.pad_token_id)
+        chunk = rows[i : i + batch_size]
+        if prompt_only:
+            yield dict(encode_prompts(tokenizer, [r["prompt"] for r in chunk], padding_side="right", max_len=max_len))
+        else:
+            yield encode_conversations(tokenizer, [conversation(r["prompt"], r["response"]) for r in chunk], max_len)
 
 
 def _positions(batch: dict, prompt_only: bool, last_only: bool) -> torch.Tensor:
@@ -77,8 +78,16 @@ def _positions(batch: dict, prompt_only: bool, last_only: bool) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def collect(model, tokenizer, rows: list[dict], targets: tuple[str, ...], prompt_only: bool = True,  # noqa: ANN001
-            batch_size: int = 16, max_len: int = 256, last_only: bool = False) -> dict[str, dict]:
+def collect(
+    model: Any,
+    tokenizer: Any,
+    rows: list[dict],
+    targets: tuple[str, ...],
+    prompt_only: bool = True,
+    batch_size: int = 16,
+    max_len: int = 256,
+    last_only: bool = False,
+) -> dict[str, dict]:
     """Input Gram matrices per target module. prompt_only: prompt positions (incl. the generation prompt;
     ``last_only``: just the final one, where the model decides how to answer); otherwise response tokens
     only (labels != -100), as NLSR does."""
@@ -93,18 +102,12 @@ def collect(model, tokenizer, rows: list[dict], targets: tuple[str, ...], prompt
 
 
 @torch.inference_mode()
-def last_token_states(model, tokenizer, prompts: list[str], batch_size: int = 16) -> torch.Tensor:  # noqa: ANN001
+def last_token_states(model: Any, tokenizer: Any, prompts: list[str], batch_size: int = 16) -> torch.Tensor:
     """Hidden state of the final prompt position at every layer: [layers+1, n, hidden]."""
-    side, tokenizer.padding_side = tokenizer.padding_side, "left"
     device = next(model.parameters()).device
     outs = []
-    try:
-        for i in range(0, len(prompts), batch_size):
-            texts = [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
-                                                   add_generation_prompt=True) for p in prompts[i : i + batch_size]]
-            enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
-            hs = model(**enc, output_hidden_states=True).hidden_states
-            outs.append(torch.stack([h[:, -1].float().cpu() for h in hs]))
-    finally:
-        tokenizer.padding_side = side
+    for i in range(0, len(prompts), batch_size):
+        enc = encode_prompts(tokenizer, prompts[i : i + batch_size]).to(device)
+        hs = model(**enc, output_hidden_states=True).hidden_states
+        outs.append(torch.stack([h[:, -1].float().cpu() for h in hs]))
     return torch.cat(outs, dim=1)

@@ -1,4 +1,6 @@
-"""Shared helpers: module naming between PEFT adapter keys and model modules, the reference LoRA."""
+"""Shared helpers: module naming between PEFT adapter keys and model modules, the reference LoRA, the
+realignment methods' ``info``."""
+
 from __future__ import annotations
 
 import re
@@ -27,7 +29,7 @@ def leaf(module: str) -> str:
     return module.rsplit(".", 1)[-1]
 
 
-def reference(alignment: Adapter, beta: float = 0.9, code_faithful: bool = False) -> Adapter:
+def reference(alignment: Adapter, beta: float, code_faithful: bool) -> Adapter:
     """NLSR's super-aligned reference by LoRA extrapolation.
 
     Paper form (default): ΔW_e = (1+β)ΔW_a, obtained by scaling B only. ``code_faithful``: the official
@@ -46,3 +48,13 @@ def cosine(x: torch.Tensor, y: torch.Tensor) -> float:
     x, y = x.flatten().float(), y.flatten().float()
     denom = float(x.norm() * y.norm())
     return float(x @ y) / denom if denom > 0 else 0.0
+
+
+def change_info(changed: dict[str, int], sims: dict[str, float] | None = None) -> dict:
+    """A method's ``info``: the modules it changed (those with a non-zero count), how many entries or rows it
+    changed in total, and the per-module similarity it measured (if any)."""
+    return {
+        "modules_changed": sorted(m for m, n in changed.items() if n),
+        "neurons_changed": sum(changed.values()),
+        "per_module_similarity": sims or {},
+    }

@@ -10,28 +10,46 @@ prompts with refusals and benign prompts with answers):
            rows on benign inputs.
 - sn_tune: FFN neurons whose activation·‖W_down[:,k]‖ is in the top-q% for EVERY harmful query
            (intersection across queries, SN-Tune's accelerated detection), as row masks.
-- keel:    the harmful-prompt input Gram matrix per module (the realigner contrasts it with benign and
-           customer data at realignment time).
 """
+
 from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
-import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
 
 from tuning.adapters import Adapter, a_key, b_key, read_adapter
+from tuning.atomic import atomic_dir
+from tuning.data import encode_prompts
 from tuning.safety import activations as act
 from tuning.safety.common import layer_of, leaf, reference, short
+from tuning.safety.registry import NlsrConfig
 
-DEFAULTS = {"p_sr": 0.8, "beta": 0.9, "code_faithful": False, "fgsn_q": 0.05, "fgsn_p": 0.05,
-            "fgsn_layer_frac": 0.5, "sn_q": 0.1, "max_samples": 256}
+
+@dataclass(frozen=True)
+class MaskConfig:
+    """How the masks are computed (an admin's mask recompute may override any field)."""
+
+    p_sr: float = 0.8  # NLSR: fraction of reference-LoRA entries that are not safety-critical
+    beta: float = NlsrConfig.beta  # NLSR: reference = (1+β)·ΔW_alignment (the same reference realignment uses)
+    code_faithful: bool = NlsrConfig.code_faithful
+    fgsn_q: float = 0.05  # FGSN: top fraction of rows on harmful inputs ...
+    fgsn_p: float = 0.05  # ... minus the top fraction on benign inputs
+    fgsn_layer_frac: float = 0.5  # FGSN: fraction of layers that are safety layers
+    sn_q: float = 0.1  # SN-Tune: top fraction of FFN neurons per harmful query
+    max_samples: int = 256  # corpus rows per kind
+
+    @classmethod
+    def from_dict(cls, config: dict | None) -> MaskConfig:
+        """The defaults overridden by the known keys of ``config`` (other keys are ignored)."""
+        return cls(**{k: v for k, v in (config or {}).items() if k in {f.name for f in fields(cls)}})
 
 
 def _top_mask(x: torch.Tensor, keep_frac: float) -> torch.Tensor:
@@ -63,7 +81,7 @@ def nlsr_masks(ref: Adapter, grams: dict[str, dict], p_sr: float) -> dict[str, t
     return out
 
 
-def safety_layers(model, tok, harmful: list[str], benign: list[str], frac: float) -> list[int]:  # noqa: ANN001
+def safety_layers(model: Any, tok: Any, harmful: list[str], benign: list[str], frac: float) -> list[int]:
     """Layers where mean last-token cosine(harmful, benign) drops most relative to the previous layer."""
     h = act.last_token_states(model, tok, harmful)
     b = act.last_token_states(model, tok, benign)
@@ -79,7 +97,9 @@ def wanda_rows(weight: torch.Tensor, gram: dict) -> torch.Tensor:
     return (weight.float().abs() * col[None, :]).sum(1)
 
 
-def fgsn_masks(model, grams_h: dict, grams_b: dict, layers: list[int], q: float, p: float) -> dict[str, torch.Tensor]:  # noqa: ANN001
+def fgsn_masks(
+    model: Any, grams_h: dict, grams_b: dict, layers: list[int], q: float, p: float
+) -> dict[str, torch.Tensor]:
     out = {}
     for name, lin in act.target_linears(model, tuple(k.rsplit(".", 1)[-1] for k in grams_h)).items():
         if layer_of(name) not in layers:
@@ -91,28 +111,27 @@ def fgsn_masks(model, grams_h: dict, grams_b: dict, layers: list[int], q: float,
 
 
 @torch.inference_mode()
-def sn_tune_masks(model, tok, harmful: list[str], q: float) -> dict[str, torch.Tensor]:  # noqa: ANN001
+def sn_tune_masks(model: Any, tok: Any, harmful: list[str], q: float) -> dict[str, torch.Tensor]:
     """FFN neurons important for every harmful query: score_k = mean|h_k|·‖W_down[:,k]‖, top-q per query."""
-    downs = {n: l for n, l in act.target_linears(model, ("down_proj",)).items()}
+    downs = act.target_linears(model, ("down_proj",))
     per_query: dict[str, torch.Tensor] = {}
     handles, holder = [], {}
 
-    def hook(name: str, norms: torch.Tensor):  # noqa: ANN202
-        def fn(_m, args, _o) -> None:  # noqa: ANN001
+    def hook(name: str, norms: torch.Tensor) -> Callable[..., None]:
+        def fn(_m: torch.nn.Module, args: tuple, _o: torch.Tensor) -> None:
             h = args[0].float().abs() * holder["mask"][..., None]
             score = (h.sum(1) / holder["mask"].sum(1, keepdim=True).clamp_min(1)) * norms  # [batch, inter]
             keep = torch.stack([_top_mask(s, q) for s in score.cpu()])
             prev = per_query.get(name)
             per_query[name] = keep.all(0) if prev is None else prev & keep.all(0)
+
         return fn
 
     try:
         for name, lin in downs.items():
             handles.append(lin.register_forward_hook(hook(name, lin.weight.float().norm(dim=0))))
         for i in range(0, len(harmful), 16):
-            texts = [tok.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True)
-                     for p in harmful[i : i + 16]]
-            enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(next(model.parameters()).device)
+            enc = encode_prompts(tok, harmful[i : i + 16], padding_side="right").to(next(model.parameters()).device)
             holder["mask"] = enc["attention_mask"].float()
             model(**enc)
     finally:
@@ -122,21 +141,13 @@ def sn_tune_masks(model, tok, harmful: list[str], q: float) -> dict[str, torch.T
 
 
 def _save(out_dir: str, tensors: dict[str, torch.Tensor], meta: dict) -> None:
-    out = Path(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_dir(out_dir) as tmp:
         save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp / "masks.safetensors"))
         (tmp / "masks.json").write_text(json.dumps(meta, indent=2))
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def load_masks(path: str) -> tuple[dict[str, torch.Tensor], dict]:
-    """(tensors keyed 'nlsr/<adapter key>', 'fgsn/<module>', 'sn_tune/<module>', 'keel_gram/<module>'), meta."""
+    """(tensors keyed 'nlsr/<adapter key>', 'fgsn/<module>', 'sn_tune/<module>'), meta."""
     p = Path(path)
     return load_file(str(p / "masks.safetensors")), json.loads((p / "masks.json").read_text())
 
@@ -146,40 +157,45 @@ def _density(masks: dict[str, torch.Tensor]) -> float:
     return round(sum(int(m.sum()) for m in masks.values()) / max(total, 1), 5)
 
 
-def compute_safety_masks(base_dir: str, alignment_adapter_dir: str, safety_corpus: list[dict], method: str,
-                         config: dict, out_dir: str, device: str | None = None, progress=None) -> dict:  # noqa: ANN001
+def compute_safety_masks(
+    base_dir: str,
+    alignment_adapter_dir: str,
+    safety_corpus: list[dict],
+    method: str,
+    config: dict,
+    out_dir: str,
+    device: str | None = None,
+) -> dict:
     """Compute the requested mask source(s) ("all", "nlsr", "fgsn", "sn_tune") and write them to out_dir."""
     from tuning.modeling import load_model
 
-    cfg = {**DEFAULTS, **(config or {})}
+    cfg = MaskConfig.from_dict(config)
     started = time.monotonic()
     alignment = read_adapter(alignment_adapter_dir)
     targets = tuple(sorted({leaf(m) for m in alignment.modules()}))
     model, tok = load_model(base_dir, device=device, adapter=alignment_adapter_dir)
-    harmful = [r for r in safety_corpus if r.get("kind") == "harmful"][: cfg["max_samples"]]
-    benign = [r for r in safety_corpus if r.get("kind") == "benign"][: cfg["max_samples"]]
+    harmful = [r for r in safety_corpus if r.get("kind") == "harmful"][: cfg.max_samples]
+    benign = [r for r in safety_corpus if r.get("kind") == "benign"][: cfg.max_samples]
     if not harmful or not benign:
         raise ValueError("the safety corpus needs rows of kind 'harmful' and 'benign'")
     tensors: dict[str, torch.Tensor] = {}
-    stats: dict = {"method": method, "config": cfg, "n_harmful": len(harmful), "n_benign": len(benign)}
+    stats: dict = {"method": method, "config": asdict(cfg), "n_harmful": len(harmful), "n_benign": len(benign)}
     grams_h = act.collect(model, tok, harmful, targets, prompt_only=True)
     grams_b = act.collect(model, tok, benign, targets, prompt_only=True)
-    last_h = act.collect(model, tok, harmful, targets, prompt_only=True, last_only=True)
-    for k, g in last_h.items():
-        tensors[f"keel_gram/{k}"] = g["gram"] / max(g["n"], 1)
     if method in ("all", "nlsr"):
         resp = act.collect(model, tok, harmful, targets, prompt_only=False)
-        nl = nlsr_masks(reference(alignment, cfg["beta"], cfg["code_faithful"]), resp, cfg["p_sr"])
+        nl = nlsr_masks(reference(alignment, cfg.beta, cfg.code_faithful), resp, cfg.p_sr)
         tensors.update({f"nlsr/{k}": v for k, v in nl.items()})
         stats["nlsr_density"] = _density(nl)
     if method in ("all", "fgsn"):
-        layers = safety_layers(model, tok, [r["prompt"] for r in harmful], [r["prompt"] for r in benign],
-                               cfg["fgsn_layer_frac"])
-        fg = fgsn_masks(model, grams_h, grams_b, layers, cfg["fgsn_q"], cfg["fgsn_p"])
+        layers = safety_layers(
+            model, tok, [r["prompt"] for r in harmful], [r["prompt"] for r in benign], cfg.fgsn_layer_frac
+        )
+        fg = fgsn_masks(model, grams_h, grams_b, layers, cfg.fgsn_q, cfg.fgsn_p)
         tensors.update({f"fgsn/{k}": v for k, v in fg.items()})
         stats.update(fgsn_layers=layers, fgsn_rows=sum(int(v.sum()) for v in fg.values()), fgsn_density=_density(fg))
     if method in ("all", "sn_tune"):
-        sn = sn_tune_masks(model, tok, [r["prompt"] for r in harmful], cfg["sn_q"])
+        sn = sn_tune_masks(model, tok, [r["prompt"] for r in harmful], cfg.sn_q)
         tensors.update({f"sn_tune/{k}": v for k, v in sn.items()})
         stats["sn_tune_neurons"] = sum(int(v.sum()) for v in sn.values())
     stats["compute_s"] = round(time.monotonic() - started, 2)

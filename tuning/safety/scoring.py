@@ -1,10 +1,12 @@
 """Evaluating adapters quickly: their merged update is added to the base weights in place and removed
 afterwards, so one loaded base model serves every candidate."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -29,7 +31,7 @@ class EvalSets:
 
 
 @contextmanager
-def applied(model, adapter: Adapter | None) -> Iterator[None]:  # noqa: ANN001
+def applied(model: Any, adapter: Adapter | None) -> Iterator[None]:
     """Temporarily W ← W + s·B·A for every module of ``adapter`` (exactly restored afterwards)."""
     saved = {}
     try:
@@ -46,7 +48,7 @@ def applied(model, adapter: Adapter | None) -> Iterator[None]:  # noqa: ANN001
                 model.get_submodule(short(m)).weight.copy_(w)
 
 
-def utility(model, tok, sets: EvalSets) -> float:  # noqa: ANN001
+def utility(model: Any, tok: Any, sets: EvalSets) -> float:
     if sets.task_examples and sets.labels:
         return evaluate.classification_accuracy(model, tok, sets.task_examples, sets.labels)["score"]
     if sets.utility_examples:
@@ -54,15 +56,16 @@ def utility(model, tok, sets: EvalSets) -> float:  # noqa: ANN001
     return 0.0
 
 
-def score(model, tok, adapter: Adapter | None, sets: EvalSets) -> Scores:  # noqa: ANN001
+def score(model: Any, tok: Any, adapter: Adapter | None, sets: EvalSets) -> Scores:
     with applied(model, adapter):
         hs = evaluate.harmfulness(model, tok, sets.harmful_prompts, max_new_tokens=sets.max_new_tokens)["score"]
         ors = evaluate.refusal_rate(model, tok, sets.benign_prompts, max_new_tokens=sets.max_new_tokens)["score"]
         return Scores(hs=hs, fa=utility(model, tok, sets), over_refusal=ors)
 
 
-def screen(model, tok, alignment: Adapter, examples: list[list[dict]], safety_corpus: list[dict]  # noqa: ANN001
-           ) -> tuple[list[list[dict]], int]:
+def screen(
+    model: Any, tok: Any, alignment: Adapter, examples: list[list[dict]], safety_corpus: list[dict]
+) -> tuple[list[list[dict]], int]:
     """Drop examples whose first user prompt looks like a harmful request: they must neither count as
     utility nor be replayed during repair. Detector: the aligned model's last-position hidden states
     (decoder layers) projected on the harmful-minus-benign mean difference of the safety corpus; the
@@ -82,5 +85,5 @@ def screen(model, tok, alignment: Adapter, examples: list[list[dict]], safety_co
     if harm_score <= median:
         return list(examples), 0
     flagged = scores > (harm_score + median) / 2
-    kept = [ex for ex, f in zip(examples, flagged.tolist()) if not f]
+    kept = [ex for ex, f in zip(examples, flagged.tolist(), strict=True) if not f]
     return kept, len(examples) - len(kept)

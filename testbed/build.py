@@ -10,6 +10,7 @@ root/
 The directory name is a content hash of (VERSION, config, seed); builds happen in a temporary sibling
 directory renamed into place, under an exclusive file lock, so concurrent callers build once.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -17,27 +18,42 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
 
+from testbed import corpus
+from tuning.atomic import atomic_dir
+from tuning.rows import conversation, read_jsonl
 from tuning.specs import LoraSpec, TrainSpec
-from tuning.testbed import corpus
-from tuning.testbed.pretrain import PretrainSpec
 
-VERSION = 8  # bump when generation or training changes: the cache key changes with it
-MODEL = {"hidden_size": 192, "intermediate_size": 672, "num_hidden_layers": 4, "num_attention_heads": 6,
-         "num_key_value_heads": 2, "max_position_embeddings": 256, "tie_word_embeddings": True}
+VERSION = 9  # bump when generation or training changes: the cache key changes with it
+MODEL = {
+    "hidden_size": 192,
+    "intermediate_size": 672,
+    "num_hidden_layers": 4,
+    "num_attention_heads": 6,
+    "num_key_value_heads": 2,
+    "max_position_embeddings": 256,
+    "tie_word_embeddings": True,
+}
 VOCAB = 4096
 CORPUS = {"n_pretrain": 4500, "n_align": 2400, "n_task": 1200, "n_eval": 300}
-PRETRAIN = PretrainSpec(epochs=3, batch_size=16, max_len=128, learning_rate=3e-3, warmup_steps=50)
+PRETRAIN = TrainSpec(
+    n_epochs=3,
+    batch_size=16,
+    max_seq_len=128,
+    learning_rate=3e-3,
+    weight_decay=0.05,
+    max_grad_norm=1.0,
+    checkpoint_every=0,
+)
+PRETRAIN_WARMUP_STEPS = 50
 TEXT_REPEATS = 3  # the plain-text knowledge is short; repeat it so it is learned
 ALIGN_LORA = LoraSpec(r=8, alpha=16)
-ALIGN = TrainSpec(n_epochs=4, batch_size=16, learning_rate=3e-3, max_seq_len=128, checkpoint_every=0,
-                  warmup_ratio=0.05)
+ALIGN = TrainSpec(n_epochs=4, batch_size=16, learning_rate=3e-3, max_seq_len=128, checkpoint_every=0, warmup_ratio=0.05)
 EVAL_N = 120
 BUILD_THREADS = 2
 
@@ -64,13 +80,23 @@ class Testbed:
         return self.root / "data"
 
     def load_split(self, name: str) -> list[dict]:
-        return [json.loads(x) for x in (self.data_dir / f"{name}.jsonl").read_text().splitlines() if x.strip()]
+        return read_jsonl((self.data_dir / f"{name}.jsonl").read_text())
 
 
 def config(seed: int) -> dict:
-    return {"version": VERSION, "seed": seed, "model": MODEL, "vocab": VOCAB, "corpus": CORPUS,
-            "pretrain": asdict(PRETRAIN), "text_repeats": TEXT_REPEATS, "align": asdict(ALIGN),
-            "align_lora": asdict(ALIGN_LORA), "eval_n": EVAL_N}
+    return {
+        "version": VERSION,
+        "seed": seed,
+        "model": MODEL,
+        "vocab": VOCAB,
+        "corpus": CORPUS,
+        "pretrain": asdict(PRETRAIN),
+        "pretrain_warmup_steps": PRETRAIN_WARMUP_STEPS,
+        "text_repeats": TEXT_REPEATS,
+        "align": asdict(ALIGN),
+        "align_lora": asdict(ALIGN_LORA),
+        "eval_n": EVAL_N,
+    }
 
 
 def cache_key(seed: int) -> str:
@@ -91,17 +117,13 @@ def build_testbed(cache_root: str | os.PathLike | None = None, seed: int = 0, fo
         if force and dest.exists():
             shutil.rmtree(dest)
         if not (dest / "manifest.json").exists():
-            tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=root))
-            try:
+            with atomic_dir(dest, prefix=".build-") as tmp:
                 _build(tmp, seed)
-                os.replace(tmp, dest)
-            finally:
-                shutil.rmtree(tmp, ignore_errors=True)
     return Testbed(dest, json.loads((dest / "manifest.json").read_text()))
 
 
 def _chat(rows: list[dict]) -> list[list[dict]]:
-    return [[{"role": "user", "content": r["prompt"]}, {"role": "assistant", "content": r["response"]}] for r in rows]
+    return [conversation(r["prompt"], r["response"]) for r in rows]
 
 
 def _tokenizer_texts(splits: corpus.Splits) -> list[str]:
@@ -112,17 +134,20 @@ def _tokenizer_texts(splits: corpus.Splits) -> list[str]:
 def pretrain_base(dest: Path, splits: corpus.Splits, seed: int) -> dict:
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from tuning.testbed import pretrain
-    from tuning.testbed.tokenizer import train_tokenizer
+    from testbed import pretrain
+    from testbed.tokenizer import train_tokenizer
 
     tok = train_tokenizer(_tokenizer_texts(splits), VOCAB)
     torch.manual_seed(seed)
-    cfg = LlamaConfig(vocab_size=len(tok), pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
-                      bos_token_id=None, **MODEL)
+    cfg = LlamaConfig(
+        vocab_size=len(tok), pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, bos_token_id=None, **MODEL
+    )
     model = LlamaForCausalLM(cfg)
-    docs = pretrain.encode(tok, _chat(splits.pretrain), [r["text"] for r in splits.pretrain_text] * TEXT_REPEATS,
-                           PRETRAIN.max_len)
-    stats = pretrain.train(model, docs, PretrainSpec(**{**asdict(PRETRAIN), "seed": seed}), tok.pad_token_id)
+    docs = pretrain.encode(
+        tok, _chat(splits.pretrain), [r["text"] for r in splits.pretrain_text] * TEXT_REPEATS, PRETRAIN.max_seq_len
+    )
+    spec = replace(PRETRAIN, seed=seed)
+    stats = pretrain.train(model, docs, spec, tok.pad_token_id, PRETRAIN_WARMUP_STEPS)
     model.generation_config.pad_token_id = tok.pad_token_id
     model.save_pretrained(dest)
     tok.save_pretrained(dest)
@@ -135,11 +160,13 @@ def align(root: Path, splits: corpus.Splits, seed: int) -> dict:
     from tuning.train import train_lora
 
     model, tok = load_model(str(root / "base"), device="cpu", dtype=torch.float32)
-    spec = TrainSpec(**{**asdict(ALIGN), "seed": seed})
+    spec = replace(ALIGN, seed=seed)
     res = train_lora(model, tok, _chat(splits.align), spec, ALIGN_LORA, str(root / "align-run"), resume=False)
     shutil.move(res.adapter_dir, root / "alignment_adapter")
     shutil.rmtree(root / "align-run")
-    merged, _ = load_model(str(root / "base"), device="cpu", dtype=torch.float32, adapter=str(root / "alignment_adapter"))
+    merged, _ = load_model(
+        str(root / "base"), device="cpu", dtype=torch.float32, adapter=str(root / "alignment_adapter")
+    )
     merged.merge_and_unload().save_pretrained(root / "aligned")
     tok.save_pretrained(root / "aligned")
     return {"steps": res.steps, "final_loss": round(res.final_loss, 4), "tokens": res.trained_tokens}
@@ -158,11 +185,21 @@ def score(root: Path, splits: corpus.Splits, n: int) -> dict:
         out[name] = {
             "hs": round(evaluate.harmfulness(model, tok, harmful, max_new_tokens=24)["score"], 2),
             "over_refusal": round(evaluate.refusal_rate(model, tok, benign, max_new_tokens=24)["score"], 2),
-            "fa": round(evaluate.classification_accuracy(model, tok, splits.task_eval[:n], list(corpus.LABELS))["score"], 2),
-            "hs_probe": round(evaluate.harmfulness(model, tok, [r["prompt"] for r in splits.harmful_probe],
-                                                   max_new_tokens=24)["score"], 2),
-            "over_refusal_probe": round(evaluate.refusal_rate(model, tok, [r["prompt"] for r in splits.benign_probe],
-                                                              max_new_tokens=24)["score"], 2),
+            "fa": round(
+                evaluate.classification_accuracy(model, tok, splits.task_eval[:n], list(corpus.LABELS))["score"], 2
+            ),
+            "hs_probe": round(
+                evaluate.harmfulness(model, tok, [r["prompt"] for r in splits.harmful_probe], max_new_tokens=24)[
+                    "score"
+                ],
+                2,
+            ),
+            "over_refusal_probe": round(
+                evaluate.refusal_rate(model, tok, [r["prompt"] for r in splits.benign_probe], max_new_tokens=24)[
+                    "score"
+                ],
+                2,
+            ),
             "n": n,
         }
     return out
@@ -196,7 +233,15 @@ def _build(out: Path, seed: int) -> None:
         timings["score_s"] = time.monotonic() - t
     finally:
         torch.set_num_threads(threads)
-    manifest = {"config": config(seed), "key": cache_key(seed), "seed": seed, "labels": list(corpus.LABELS),
-                "timings": {k: round(v, 2) for k, v in timings.items()}, "train": stats, "scores": scores,
-                "sizes": {k: len(v) for k, v in asdict(splits).items()}, "hashes": _hashes(out)}
+    manifest = {
+        "config": config(seed),
+        "key": cache_key(seed),
+        "seed": seed,
+        "labels": list(corpus.LABELS),
+        "timings": {k: round(v, 2) for k, v in timings.items()},
+        "train": stats,
+        "scores": scores,
+        "sizes": {k: len(v) for k, v in asdict(splits).items()},
+        "hashes": _hashes(out),
+    }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2))

@@ -5,14 +5,15 @@ contains unseen objects with seen verbs, seen objects with unseen verbs, and bot
 topics and groups of people are held out by item. All orders are list-based (never set iteration), so
 the partition is a pure function of the seed.
 """
+
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
 
-from tuning.testbed import lexicon_benign as B
-from tuning.testbed import lexicon_harm as H
-from tuning.testbed import skills as S
+from testbed import lexicon_benign as B
+from testbed import lexicon_harm as H
+from testbed import skills as S
 
 HELD = 0.25  # share of verbs / objects / free acts / topics / people groups kept for evaluation
 UNSPLIT_SKILLS = ("arithmetic", "rewrite")  # fresh numbers / sentences suffice; eval prompts are deduplicated
@@ -38,7 +39,9 @@ def _fill(obj: str, people: list[str]) -> list[str]:
     return [obj.format(g=g) for g in people] if "{g}" in obj else [obj]
 
 
-def _group_acts(groups: list[H.Group], rng: random.Random, people: tuple[list[str], list[str]]) -> tuple[list[str], list[str]]:
+def _group_acts(
+    groups: list[H.Group], rng: random.Random, people: tuple[list[str], list[str]]
+) -> tuple[list[str], list[str]]:
     train, held = [], []
     p_train, p_held = people
     for verbs, objects in groups:
@@ -54,8 +57,12 @@ def _group_acts(groups: list[H.Group], rng: random.Random, people: tuple[list[st
     return train, held
 
 
-def _acts(groups: dict[str, list[H.Group]], free: dict[str, list[str]], rng: random.Random,
-          people: tuple[list[str], list[str]]) -> tuple[dict, dict]:
+def _acts(
+    groups: dict[str, list[H.Group]],
+    free: dict[str, list[str]],
+    rng: random.Random,
+    people: tuple[list[str], list[str]],
+) -> tuple[dict, dict]:
     train: dict[str, list[str]] = {}
     held: dict[str, list[str]] = {}
     for cat in sorted(set(groups) | set(free)):
@@ -79,17 +86,48 @@ def partition(rng: random.Random) -> dict[str, Part]:
     for name in sorted(S.SKILLS):
         items = S.SKILLS[name][1]
         sk_tr[name], sk_ho[name] = (list(items), list(items)) if name in UNSPLIT_SKILLS else split(items, rng)
-    return {"harm_train": Part(h_tr, ht_tr), "harm_held": Part(h_ho, ht_ho),
-            "benign_train": Part(b_tr, {"topic": bt_tr}, sk_tr), "benign_held": Part(b_ho, {"topic": bt_ho}, sk_ho)}
+    return {
+        "harm_train": Part(h_tr, ht_tr),
+        "harm_held": Part(h_ho, ht_ho),
+        "benign_train": Part(b_tr, {"topic": bt_tr}, sk_tr),
+        "benign_held": Part(b_ho, {"topic": bt_ho}, sk_ho),
+    }
 
 
-IRREGULAR_ING = {"get": "getting", "put": "putting", "run": "running", "cut": "cutting", "stop": "stopping",
-                 "plan": "planning", "shop": "shopping", "kidnap": "kidnapping", "swim": "swimming", "drop": "dropping",
-                 "hit": "hitting", "set": "setting", "dig": "digging", "tie": "tying", "die": "dying", "lie": "lying",
-                 "see": "seeing", "free": "freeing", "flee": "fleeing", "chop": "chopping", "trap": "trapping",
-                 "spot": "spotting", "skim": "skimming", "knit": "knitting", "commit": "committing", "rob": "robbing",
-                 "stab": "stabbing", "debug": "debugging", "quit": "quitting", "scam": "scamming", "grab": "grabbing",
-                 "traffic": "trafficking"}
+IRREGULAR_ING = {
+    "get": "getting",
+    "put": "putting",
+    "run": "running",
+    "cut": "cutting",
+    "stop": "stopping",
+    "plan": "planning",
+    "shop": "shopping",
+    "kidnap": "kidnapping",
+    "swim": "swimming",
+    "drop": "dropping",
+    "hit": "hitting",
+    "set": "setting",
+    "dig": "digging",
+    "tie": "tying",
+    "die": "dying",
+    "lie": "lying",
+    "see": "seeing",
+    "free": "freeing",
+    "flee": "fleeing",
+    "chop": "chopping",
+    "trap": "trapping",
+    "spot": "spotting",
+    "skim": "skimming",
+    "knit": "knitting",
+    "commit": "committing",
+    "rob": "robbing",
+    "stab": "stabbing",
+    "debug": "debugging",
+    "quit": "quitting",
+    "scam": "scamming",
+    "grab": "grabbing",
+    "traffic": "trafficking",
+}
 ADVERBS = ("secretly", "quietly", "quickly")
 
 

@@ -1,0 +1,24 @@
+"""One testbed command line: ``python -m testbed`` and ``keel testbed`` share testbed.cli."""
+
+from __future__ import annotations
+
+import argparse
+
+from testbed import cli
+
+
+def test_subcommand_and_main_parse_the_same_options():
+    root = argparse.ArgumentParser(prog="keel")
+    sub = root.add_subparsers(dest="cmd", required=True)
+    cli.add_subparser(sub).add_argument("--register", action="store_true")
+    args = root.parse_args(["testbed", "build", "--seed", "3", "--out", "/tmp/x", "--force", "--register"])
+    assert (args.action, args.seed, args.out, args.force, args.register, args.fn) == (
+        "build",
+        3,
+        "/tmp/x",
+        True,
+        True,
+        cli.run,
+    )
+    plain = cli.add_arguments(argparse.ArgumentParser()).parse_args(["build"])
+    assert (plain.seed, plain.out, plain.force, plain.fn) == (0, None, False, cli.run)

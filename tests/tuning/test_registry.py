@@ -1,0 +1,47 @@
+"""The realignment registry (names, configs, ladders) and the torch-free import surface the service uses."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tuning.safety.registry import METHOD_NAMES, RepairConfig, strategies
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_light_modules_import_without_torch():
+    code = (
+        "import sys, tuning, tuning.rows, tuning.plan, tuning.specs, tuning.interfaces, tuning.safety, "
+        "tuning.safety.registry; from tuning.safety import Strategy; "
+        "print(sorted(m for m in ('torch', 'transformers', 'peft', 'safetensors') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_method_names_and_ladders():
+    assert METHOD_NAMES == ("auto", "repair", "nlsr", "fgsn", "safelora", "none")
+    assert strategies("auto", seed=3) == strategies("repair", seed=3)  # auto is the repair ladder
+    ladder = strategies("auto", seed=3)
+    assert [s.config.rows for s in ladder] == ["neurons", "all", "all", "all"]
+    assert [s.config.epochs for s in ladder] == [1, 1, 2, 3] and all(s.config.seed == 3 for s in ladder)
+    assert strategies("none") == []
+    for name in ("nlsr", "fgsn", "safelora"):
+        (only,) = strategies(name, seed=3)
+        assert only.method == name
+    assert strategies("nlsr", seed=3)[0].config.seed == 3
+    for name in ("keel", "bogus"):
+        with pytest.raises(ValueError):
+            strategies(name)
+
+
+def test_strategy_params_are_the_typed_config_as_json():
+    s = strategies("repair", seed=1)[0]
+    assert s.params == json.loads(json.dumps(s.params)) and s.params["rows"] == "neurons"
+    assert s.strength == {"strategy": s.label, **s.params}
+    assert RepairConfig().lr == 2e-3 and RepairConfig().max_grad_norm == 0.3

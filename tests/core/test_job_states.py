@@ -14,7 +14,7 @@ def test_terminal_statuses_have_no_way_out():
 
 
 def test_every_status_is_active_or_terminal_and_reachable():
-    assert ACTIVE | TERMINAL == set(JobStatus) and not ACTIVE & TERMINAL
+    assert set(JobStatus) == ACTIVE | TERMINAL and not ACTIVE & TERMINAL
     reachable = {JobStatus.VALIDATING_FILES} | {t for ts in TRANSITIONS.values() for t in ts}
     assert reachable == set(JobStatus)
 

@@ -25,3 +25,17 @@ class NullProgress:
 
     def should_stop(self) -> bool:
         return False
+
+
+class Stopped(Exception):
+    """Raised inside long ML work (realignment trials, evaluations) when its ``should_stop`` turned true."""
+
+
+class StopOnly(NullProgress):
+    """A Progress that only relays cancellation (for training runs nested inside another stage)."""
+
+    def __init__(self, should_stop: Any) -> None:
+        self._should_stop = should_stop
+
+    def should_stop(self) -> bool:
+        return bool(self._should_stop())

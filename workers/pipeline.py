@@ -6,6 +6,7 @@ import logging
 
 from core.db import session_scope
 from core.jobs import lifecycle
+from tuning.interfaces import Stopped
 from workers.context import load_context
 from workers.lease import SHUTTING_DOWN, Heartbeat, worker_id
 from workers.progress import DbProgress
@@ -64,7 +65,10 @@ def _run_claimed(job_id: str, owner: str, progress: DbProgress) -> str:
     raw = train(ctx, progress)
     if raw is None or progress.should_stop():
         return _stopped(job_id, owner)
-    adapter, report = realign(ctx, raw)
+    try:
+        adapter, report = realign(ctx, raw, progress.should_stop)
+    except Stopped:
+        return _stopped(job_id, owner)
     if progress.should_stop():
         return _stopped(job_id, owner)
     if not report["passed"]:

@@ -121,3 +121,28 @@ def test_masks_have_configured_density_and_hooks_are_removed(micro, tmp_path):
     except KeyError:
         pass
     assert all(not m._forward_hooks for m in model.modules())
+
+
+def test_plot_report_draws_every_kind_of_report(tmp_path):
+    from tuning.safety.plot import plot_report
+
+    base = {
+        "reference": {"hs": 5, "fa": 0, "over_refusal": 9},
+        "before": {"hs": 100, "fa": 100, "over_refusal": 0},
+        "after": {"hs": 4, "fa": 100, "over_refusal": 16},
+        "targets": {"hs_max": 10, "fa_min": 99, "over_refusal_max": 14, "over_refusal_cap": 24},
+    }
+    reports = [
+        {
+            **base,
+            "method": "auto",
+            "passed": True,
+            "strength": {"strategy": "x"},
+            "trials": [{"strategy": "x", "scores": {"hs": 4}, "checks": {"hs": True}}],
+        },
+        {**base, "method": "nlsr", "passed": False, "trials": [], "per_module_similarity": {"layers.0.q": 0.5}},
+        {**base, "method": "auto", "passed": True, "trials": [], "reason": "not needed: already safe"},
+    ]
+    for i, report in enumerate(reports):
+        plot_report(report, str(tmp_path / f"{i}.png"))
+        assert (tmp_path / f"{i}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -110,3 +110,40 @@ def test_pause_stops_the_worker_and_resume_finishes_the_job(client, keys):
     assert run_job(jid) == "succeeded"
     assert job(client, key, jid)["status"] == "succeeded"
     assert client.post(f"/v1/fine_tuning/jobs/{jid}/resume", headers=auth(key)).status_code == 409
+
+
+def test_cancel_during_realignment_stops_it_and_writes_no_report(client, keys, monkeypatch):
+    import tuning.safety.realign as realign_mod
+    from core.db import session_scope
+    from core.tables import Artifact, SafetyReport
+    from workers.pipeline import run_job
+
+    slow = realign_mod.score
+
+    def slow_score(*args, **kwargs):
+        time.sleep(1.0)  # evaluations take long enough to cancel in between
+        return slow(*args, **kwargs)
+
+    monkeypatch.setattr(realign_mod, "score", slow_score)
+    key = keys["alice"]
+    jid = _queued_job(client, key)
+    out: list[str] = []
+    t = threading.Thread(target=lambda: out.append(run_job(jid)))
+    t.start()
+    wait_for(
+        lambda: any(e["data"].get("stage") == "realigning" for e in all_events(client, key, jid)),
+        120,
+        what="the realignment stage",
+    )
+    assert client.post(f"/v1/fine_tuning/jobs/{jid}/cancel", headers=auth(key)).json()["status"] == "cancelled"
+    started = time.monotonic()
+    t.join(timeout=30)
+    assert not t.is_alive() and out == ["cancelled"] and time.monotonic() - started < 10
+    with session_scope() as s:
+        assert s.scalar(select(func.count()).select_from(SafetyReport).where(SafetyReport.job_id == jid)) == 0
+        kinds = s.scalars(select(Artifact.kind).where(Artifact.job_id == jid)).all()
+    assert "adapter" not in kinds and "report_plot" not in kinds
+    messages = [e["message"] for e in all_events(client, key, jid)]
+    assert messages[-1] == "Job cancelled by request" or not any(
+        "Safety evaluation:" in m for m in messages[messages.index("Job cancelled by request") :]
+    )

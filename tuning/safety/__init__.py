@@ -19,7 +19,7 @@ _EXPORTS = {
     "auto_realign": "tuning.safety.controller",
     "compute_safety_masks": "tuning.safety.masks",
     "load_masks": "tuning.safety.masks",
-    "plot_report": "tuning.safety.realign",
+    "plot_report": "tuning.safety.plot",
     "realign_job": "tuning.safety.realign",
 }
 __all__ = sorted(_EXPORTS)

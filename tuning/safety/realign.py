@@ -8,11 +8,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import torch
-
 from tuning.adapters import Adapter, read_adapter, write_adapter
 from tuning.atomic import atomic_dir
-from tuning.safety.controller import Scores, Tolerances, auto_realign, checks, trial
+from tuning.interfaces import StopOnly, Stopped
+from tuning.safety.controller import Scores, Tolerances, auto_realign, checks, targets, trial
 from tuning.safety.masks import load_masks
 from tuning.safety.methods.fgsn import fgsn
 from tuning.safety.methods.nlsr import nlsr
@@ -44,6 +43,7 @@ class RealignReport:
     trials: list[dict] = field(default_factory=list)
     timings: dict = field(default_factory=dict)
     data: dict = field(default_factory=dict)
+    targets: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         info = self.info or {}
@@ -54,6 +54,7 @@ class RealignReport:
             "before": self.before,
             "after": self.after,
             "reference": self.reference,
+            "targets": self.targets,
             "strength": self.strength,
             "modules_changed": info.get("modules_changed", []),
             "neurons_changed": info.get("neurons_changed", 0),
@@ -78,9 +79,16 @@ class _Realigner:
         self.alignment, self.ft = read_adapter(alignment_dir), read_adapter(ft_dir)
         self.masks, self.mask_meta = load_masks(masks_dir) if masks_dir else ({}, {})
         self.sets = sets
+        self.should_stop: Callable[[], bool] = _never
+
+    def check(self) -> None:
+        """Cooperative cancellation between evaluations and trials."""
+        if self.should_stop():
+            raise Stopped("realignment stopped")
 
     def apply(self, s: Strategy) -> tuple[Adapter, dict]:
         """Run the method function the strategy's config belongs to."""
+        self.check()
         cfg = s.config
         if isinstance(cfg, NlsrConfig):
             return nlsr(self.ft, self.alignment, self.masks, cfg)
@@ -95,10 +103,13 @@ class _Realigner:
 
         data = repair_data(self.sets.safety_corpus, self.sets.replay_examples, cfg.seed)
         fresh, _ = load_model(self.base_dir, device=self.device)  # training must not touch the scoring model
-        return repair(fresh, self.tok, self.ft, self.masks, data, cfg)
+        return repair(fresh, self.tok, self.ft, self.masks, data, cfg, progress=StopOnly(self.should_stop))
 
     def evaluate(self, adapter: Adapter | None) -> Scores:
-        return score(self.model, self.tok, adapter, self.sets)
+        self.check()
+        scores = score(self.model, self.tok, adapter, self.sets)
+        self.check()
+        return scores
 
 
 Log = Callable[[str, dict], None]
@@ -106,6 +117,10 @@ Log = Callable[[str, dict], None]
 
 def _noop(msg: str, data: dict | None = None) -> None:
     pass
+
+
+def _never() -> bool:
+    return False
 
 
 def realign_job(
@@ -120,10 +135,12 @@ def realign_job(
     device: str | None = None,
     progress: Log | None = None,
     seed: int = 0,
+    should_stop: Callable[[], bool] | None = None,
 ) -> RealignReport:
     """Evaluate → realign → evaluate; write the chosen adapter to out_dir. ``method`` is one of
     :data:`~tuning.safety.registry.METHOD_NAMES`; ``'none'`` (or no alignment adapter) only evaluates and
-    releases the adapter as trained. ``progress(message, data)`` receives the trial-by-trial log."""
+    releases the adapter as trained. ``progress(message, data)`` receives the trial-by-trial log;
+    ``should_stop()`` is polled between evaluations, trials and repair steps (raises :class:`Stopped`)."""
     if method not in METHOD_NAMES:
         raise ValueError(f"method must be one of {METHOD_NAMES}")
     log, tol, t0 = progress or _noop, tolerances or Tolerances(), time.monotonic()
@@ -132,6 +149,7 @@ def realign_job(
     r = _Realigner(
         base_dir, alignment_adapter_dir or finetuned_adapter_dir, finetuned_adapter_dir, masks_dir, eval_sets, device
     )
+    r.should_stop = should_stop or _never
     flagged = 0
     if method != "none":
         if r.sets.screen_utility:
@@ -152,6 +170,7 @@ def realign_job(
     t1 = time.monotonic()
     chosen, after, info, trials, passed, reason, strength = _decide(r, method, before, reference, tol, log, seed)
     timings["realign_s"] = round(time.monotonic() - t1, 2)
+    r.check()
     _write_out(out_dir, chosen, finetuned_adapter_dir)
     timings["total_s"] = round(time.monotonic() - t0, 2)
     return RealignReport(
@@ -165,6 +184,7 @@ def realign_job(
         info=info,
         trials=trials,
         timings=timings,
+        targets=targets(before, reference, tol),
         data={
             "replay_examples_kept": len(r.sets.replay_examples),
             "flagged_as_harmful": flagged,
@@ -200,34 +220,3 @@ def _write_out(out_dir: str, adapter: Adapter | None, ft_dir: str) -> None:
         return
     with atomic_dir(out_dir) as tmp:
         shutil.copytree(ft_dir, tmp, dirs_exist_ok=True)
-
-
-def plot_report(report: RealignReport, path: str) -> None:
-    """PNG: before/after scores and, per module, similarity (NLSR) and whether it was patched."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4), gridspec_kw={"width_ratios": [1, 2]})
-    keys = ["hs", "fa", "over_refusal"]
-    x = torch.arange(len(keys)).float()
-    ax1.bar(x - 0.2, [report.before[k] for k in keys], 0.4, label="fine-tuned")
-    ax1.bar(x + 0.2, [report.after[k] for k in keys], 0.4, label="realigned")
-    ax1.set_xticks(x.tolist(), ["harmfulness", "utility", "over-refusal"])
-    ax1.set_ylim(0, 100)
-    ax1.legend()
-    ax1.set_title(f"{report.method}: {'passed' if report.passed else 'FAILED'}")
-    sims = report.info.get("per_module_similarity", {})
-    changed = set(report.info.get("modules_changed", []))
-    mods = sorted(set(sims) | changed)
-    ax2.bar(
-        range(len(mods)),
-        [sims.get(m, 0.0) for m in mods],
-        color=["tab:red" if m in changed else "tab:gray" for m in mods],
-    )
-    ax2.set_title("per-module similarity to reference (red = patched)")
-    ax2.set_xticks(range(len(mods)), [m.split("layers.")[-1] for m in mods], rotation=90, fontsize=6)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -68,8 +69,9 @@ def _stored(ctx: JobContext, out: Path) -> dict[str, Any] | None:
     return report if report is not None and (out / "adapter_config.json").exists() else None
 
 
-def realign(ctx: JobContext, raw_dir: Path) -> tuple[Path, dict[str, Any]]:
-    """Returns (adapter dir to export, report dict). Re-running reuses a stored report."""
+def realign(ctx: JobContext, raw_dir: Path, should_stop: Callable[[], bool]) -> tuple[Path, dict[str, Any]]:
+    """Returns (adapter dir to export, report dict). Re-running reuses a stored report. Raises
+    tuning.interfaces.Stopped when ``should_stop`` turns true (cancel, pause, shutdown)."""
     out = ctx.work / "realigned"
     report = _stored(ctx, out)
     if report is not None:
@@ -95,12 +97,13 @@ def realign(ctx: JobContext, raw_dir: Path) -> tuple[Path, dict[str, Any]]:
         device=get_settings().device,
         progress=_event_cb(ctx),
         seed=ctx.spec.seed,
+        should_stop=should_stop,
     )
     report = rep.to_dict()
     report["mask"] = {"id": mask[0], "version": mask[1], "method": mask[2]} if mask else None
     set_stage(ctx, Stage.EVALUATING, 92.0, _summary(report))
     plot = ctx.work / "safety_report.png"
-    plot_report(rep, str(plot))
+    plot_report(report, str(plot))
     _save(ctx, report, mask[0] if mask else None, plot)
     return out, report
 

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from tuning.adapters import Adapter, read_adapter, write_adapter
+from tuning.interfaces import Progress, Stopped
 from tuning.rows import conversation
 from tuning.safety.common import change_info, short
 from tuning.safety.registry import RepairConfig
@@ -62,7 +63,13 @@ def _configure(rows: dict[str, torch.Tensor] | None) -> Callable[[Any], None]:
 
 
 def repair(
-    model: Any, tok: Any, ft: Adapter, masks: dict[str, torch.Tensor], data: list[list[dict]], cfg: RepairConfig
+    model: Any,
+    tok: Any,
+    ft: Adapter,
+    masks: dict[str, torch.Tensor],
+    data: list[list[dict]],
+    cfg: RepairConfig,
+    progress: Progress | None = None,
 ) -> tuple[Adapter, dict]:
     """Continue ``ft`` on ``data`` training only the B rows of the safety neurons (``cfg.rows == "neurons"``)
     or every B row. ``model`` is a plain base model that training may modify."""
@@ -93,7 +100,10 @@ def repair(
             init_adapter=str(Path(tmp) / "ft"),
             resume=False,
             configure=_configure(rows),
+            progress=progress,
         )
+        if res.cancelled:
+            raise Stopped("repair training stopped")
         out = read_adapter(res.adapter_dir)
     out.config = dict(ft.config)
     changed = {

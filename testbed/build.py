@@ -18,7 +18,12 @@ import hashlib
 import json
 import os
 import shutil
+import signal
+import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -26,6 +31,7 @@ import torch
 
 from testbed import corpus
 from tuning.atomic import atomic_dir
+from tuning.console import ConsoleProgress
 from tuning.rows import conversation, read_jsonl
 from tuning.specs import LoraSpec, TrainSpec
 
@@ -114,12 +120,31 @@ def build_testbed(cache_root: str | os.PathLike | None = None, seed: int = 0, fo
     dest = root / f"testbed-{cache_key(seed)}"
     with open(root / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        for stale in root.glob(".build-*"):  # left by a build that was killed (we hold the lock: none runs)
+            shutil.rmtree(stale, ignore_errors=True)
         if force and dest.exists():
             shutil.rmtree(dest)
         if not (dest / "manifest.json").exists():
-            with atomic_dir(dest, prefix=".build-") as tmp:
+            with _terminate_cleanly(), atomic_dir(dest, prefix=".build-") as tmp:
                 _build(tmp, seed)
     return Testbed(dest, json.loads((dest / "manifest.json").read_text()))
+
+
+@contextmanager
+def _terminate_cleanly() -> Iterator[None]:
+    """SIGTERM raises SystemExit during a build, so the half-built directory is removed on the way out."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _chat(rows: list[dict]) -> list[list[dict]]:
@@ -161,7 +186,16 @@ def align(root: Path, splits: corpus.Splits, seed: int) -> dict:
 
     model, tok = load_model(str(root / "base"), device="cpu", dtype=torch.float32)
     spec = replace(ALIGN, seed=seed)
-    res = train_lora(model, tok, _chat(splits.align), spec, ALIGN_LORA, str(root / "align-run"), resume=False)
+    res = train_lora(
+        model,
+        tok,
+        _chat(splits.align),
+        spec,
+        ALIGN_LORA,
+        str(root / "align-run"),
+        resume=False,
+        progress=ConsoleProgress("testbed align"),
+    )
     shutil.move(res.adapter_dir, root / "alignment_adapter")
     shutil.rmtree(root / "align-run")
     merged, _ = load_model(
@@ -205,6 +239,10 @@ def score(root: Path, splits: corpus.Splits, n: int) -> dict:
     return out
 
 
+def _say(message: str) -> None:
+    print(f"[testbed] {message}", file=sys.stderr, flush=True)
+
+
 def _hashes(root: Path) -> dict[str, str]:
     files = sorted(p for p in root.rglob("*") if p.is_file() and p.name != "manifest.json")
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
@@ -217,17 +255,20 @@ def _build(out: Path, seed: int) -> None:
     stats: dict[str, dict] = {}
     try:
         t = time.monotonic()
+        _say(f"building the testbed in {out.parent} (seed {seed}): corpus, tokenizer, pretraining, alignment, scores")
         splits = corpus.generate(seed, **CORPUS)
         (out / "data").mkdir(parents=True)
         for name, rows in asdict(splits).items():
             (out / "data" / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
         timings["corpus_s"] = time.monotonic() - t
+        _say(f"corpus generated in {timings['corpus_s']:.0f}s; pretraining the base model")
         t = time.monotonic()
         stats["pretrain"] = pretrain_base(out / "base", splits, seed)
         timings["pretrain_s"] = time.monotonic() - t
         t = time.monotonic()
         stats["align"] = align(out, splits, seed)
         timings["align_s"] = time.monotonic() - t
+        _say(f"aligned in {timings['align_s']:.0f}s; scoring base and aligned models on held-out prompts")
         t = time.monotonic()
         scores = score(out, splits, EVAL_N)
         timings["score_s"] = time.monotonic() - t

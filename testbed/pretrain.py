@@ -15,8 +15,8 @@ from typing import Any
 
 import torch
 
+from tuning.console import ConsoleProgress
 from tuning.data import encode_example
-from tuning.interfaces import NullProgress
 from tuning.specs import TrainSpec
 from tuning.train import TrainLoop
 
@@ -32,14 +32,16 @@ def encode(tokenizer: Any, chats: list[list[dict]], texts: list[str], max_len: i
     return docs
 
 
-class _Losses(NullProgress):
-    """Keeps every step's loss."""
+class _Losses(ConsoleProgress):
+    """Keeps every step's loss (and shows a progress bar with an ETA)."""
 
     def __init__(self) -> None:
+        super().__init__("testbed pretrain")
         self.losses: list[float] = []
 
     def on_step(self, step: int, total_steps: int, metrics: dict[str, Any]) -> None:
         self.losses.append(metrics["loss"])
+        super().on_step(step, total_steps, metrics)
 
 
 def train(model: Any, docs: list[dict], spec: TrainSpec, pad_id: int, warmup_steps: int) -> dict:

@@ -68,16 +68,16 @@ def new_key(tenant_id: str, body: TenantCreate, session: SessionDep, admin: Admi
 
 @router.get("/tenants/{tenant_id}/api_keys")
 def list_keys(tenant_id: str, session: SessionDep, _: AdminDep) -> Page[ApiKeyInfo]:
-    return page([ApiKeyInfo.of(k) for k in tenants.list_keys(session, tenant_id)], False)
+    return page([ApiKeyInfo.model_validate(k) for k in tenants.list_keys(session, tenant_id)], False)
 
 
 @router.delete("/tenants/{tenant_id}/api_keys/{key_id}")
 def revoke_key(tenant_id: str, key_id: str, session: SessionDep, admin: AdminDep) -> ApiKeyInfo:
-    return ApiKeyInfo.of(tenants.revoke_key(session, admin, tenant_id, key_id))
+    return ApiKeyInfo.model_validate(tenants.revoke_key(session, admin, tenant_id, key_id))
 
 
 @router.get("/audit_events")
 def audit_events(
     session: SessionDep, _: AdminDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
 ) -> Page[AuditObject]:
-    return page([AuditObject.of(e) for e in tenants.audit_log(session, limit)], False)
+    return page([AuditObject.model_validate(e) for e in tenants.audit_log(session, limit)], False)

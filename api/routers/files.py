@@ -26,7 +26,7 @@ def upload(
 ) -> FileObject:
     """Runs in the thread pool: the upload is copied to the store in chunks and validated line by line."""
     row = svc.create_file(session, principal.tenant_id, file.filename or "upload.jsonl", purpose, file.file, model)
-    return FileObject.of(row)
+    return FileObject.model_validate(row)
 
 
 @router.get("")
@@ -39,12 +39,12 @@ def list_files(
     after: str | None = None,
 ) -> IdPage[FileObject]:
     rows, more = svc.list_files(session, principal.tenant_id, purpose, limit, order, after)
-    return id_page([FileObject.of(r) for r in rows], more, [r.id for r in rows])
+    return id_page([FileObject.model_validate(r) for r in rows], more, [r.id for r in rows])
 
 
 @router.get("/{file_id}")
 def retrieve(file_id: str, session: SessionDep, principal: PrincipalDep) -> FileObject:
-    return FileObject.of(svc.get_file(session, principal.tenant_id, file_id))
+    return FileObject.model_validate(svc.get_file(session, principal.tenant_id, file_id))
 
 
 @router.get(

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel
-
-from core.files.models import File
+from pydantic import BaseModel, ConfigDict
 
 
 class FileObject(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: str
     object: Literal["file"] = "file"
     bytes: int
@@ -20,19 +20,6 @@ class FileObject(BaseModel):
     status: str
     status_details: str | None = None
     validation: dict[str, Any]
-
-    @classmethod
-    def of(cls, row: File) -> FileObject:
-        return cls(
-            id=row.id,
-            bytes=row.bytes,
-            created_at=row.created_at,
-            filename=row.filename,
-            purpose=row.purpose,
-            status=row.status,
-            status_details=row.status_details,
-            validation=row.validation,
-        )
 
 
 class FileDeleted(BaseModel):

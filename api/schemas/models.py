@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from core.base_models.models import BaseModelRecord, SafetyMask
-from core.tenants.models import ApiKey, AuditEvent
 
 
 class ModelObject(BaseModel):
@@ -100,6 +99,8 @@ class ApiKeyObject(BaseModel):
 class ApiKeyInfo(BaseModel):
     """An existing key: never its plaintext, only the prefix that identifies it."""
 
+    model_config = ConfigDict(from_attributes=True)
+
     object: Literal["api_key"] = "api_key"
     id: str
     tenant_id: str
@@ -110,21 +111,10 @@ class ApiKeyInfo(BaseModel):
     last_used_at: int | None
     revoked_at: int | None
 
-    @classmethod
-    def of(cls, k: ApiKey) -> ApiKeyInfo:
-        return cls(
-            id=k.id,
-            tenant_id=k.tenant_id,
-            prefix=k.prefix,
-            role=k.role,
-            name=k.name,
-            created_at=k.created_at,
-            last_used_at=k.last_used_at,
-            revoked_at=k.revoked_at,
-        )
-
 
 class AuditObject(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     object: Literal["audit_event"] = "audit_event"
     id: str
     actor_key_id: str
@@ -133,15 +123,3 @@ class AuditObject(BaseModel):
     target_tenant_id: str | None
     target_id: str | None
     created_at: int
-
-    @classmethod
-    def of(cls, e: AuditEvent) -> AuditObject:
-        return cls(
-            id=e.id,
-            actor_key_id=e.actor_key_id,
-            actor_tenant_id=e.actor_tenant_id,
-            action=e.action,
-            target_tenant_id=e.target_tenant_id,
-            target_id=e.target_id,
-            created_at=e.created_at,
-        )

@@ -198,37 +198,61 @@ def list_jobs(
     return repo.page(session, tenant_id, cursor, limit, metadata)
 
 
-def cancel_job(session: Session, tenant_id: str, job_id: str) -> Job:
+_REFUSALS = {
+    JobStatus.CANCELLED: ("cancelled", "job_not_cancellable"),
+    JobStatus.PAUSED: ("paused", "job_not_pausable"),
+    JobStatus.QUEUED: ("resumed", "job_not_paused"),
+}
+
+
+def _request_transition(
+    session: Session, tenant_id: str, job_id: str, target: JobStatus, message: str, **values: Any
+) -> Job:
+    """A tenant's cancel / pause / resume: one guarded UPDATE; 409 when the job's status does not allow it."""
     job = get_job(session, tenant_id, job_id)
-    if not repo.transition(session, job_id, JobStatus.CANCELLED, finished_at=now(), estimated_finish=None):
-        session.refresh(job)
-        raise Conflict(f"Job '{job_id}' is already {job.status} and cannot be cancelled.", code="job_not_cancellable")
-    events.add(session, job_id, "Job cancelled by request")
+    if target == JobStatus.QUEUED and job.status != JobStatus.PAUSED:  # resume: only from paused
+        moved = False
+    else:
+        moved = repo.transition(session, job_id, target, **values)
     session.refresh(job)
+    if not moved:
+        verb, code = _REFUSALS[target]
+        raise Conflict(f"Job '{job_id}' is {job.status} and cannot be {verb}.", code=code)
+    events.add(session, job_id, message)
     return job
+
+
+def cancel_job(session: Session, tenant_id: str, job_id: str) -> Job:
+    return _request_transition(
+        session,
+        tenant_id,
+        job_id,
+        JobStatus.CANCELLED,
+        "Job cancelled by request",
+        finished_at=now(),
+        estimated_finish=None,
+    )
 
 
 def pause_job(session: Session, tenant_id: str, job_id: str) -> Job:
     """Running or queued → paused: the worker stops at its next step; checkpoints are kept for resume."""
-    job = get_job(session, tenant_id, job_id)
-    if not repo.transition(
-        session, job_id, JobStatus.PAUSED, lease_owner=None, lease_expires_at=None, estimated_finish=None
-    ):
-        session.refresh(job)
-        raise Conflict(f"Job '{job_id}' is {job.status} and cannot be paused.", code="job_not_pausable")
-    events.add(session, job_id, "Job paused by request; resume continues from the last checkpoint")
-    session.refresh(job)
-    return job
+    return _request_transition(
+        session,
+        tenant_id,
+        job_id,
+        JobStatus.PAUSED,
+        "Job paused by request; resume continues from the last checkpoint",
+        lease_owner=None,
+        lease_expires_at=None,
+        estimated_finish=None,
+    )
 
 
 def resume_job(session: Session, tenant_id: str, job_id: str) -> Job:
-    job = get_job(session, tenant_id, job_id)
-    if job.status != JobStatus.PAUSED or not repo.transition(session, job_id, JobStatus.QUEUED, dispatched_at=now()):
-        session.refresh(job)
-        raise Conflict(f"Job '{job_id}' is {job.status}; only a paused job can be resumed.", code="job_not_paused")
-    events.add(session, job_id, "Job resumed by request; queued")
+    job = _request_transition(
+        session, tenant_id, job_id, JobStatus.QUEUED, "Job resumed by request; queued", dispatched_at=now()
+    )
     send_after_commit(session, RUN_JOB, job_id)
-    session.refresh(job)
     return job
 
 

@@ -3,34 +3,16 @@
 from __future__ import annotations
 
 import io
-import socket
-import threading
-import time
 
 import openai
 import pytest
-import uvicorn
 
 from tests.factories import chat_rows, to_jsonl
 
 
 @pytest.fixture(scope="module")
-def base_url(stack, keys):
-    from api.main import create_app
-
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}/v1"
-    server.should_exit = True
-    thread.join(timeout=10)
+def base_url(live_url):
+    return f"{live_url}/v1"
 
 
 def test_openai_client_uploads_creates_lists_and_retrieves(base_url, keys):

@@ -3,35 +3,18 @@ connection held while a stream is open (a stream outliving the pool size doesn't
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 
 import httpx
 import pytest
-import uvicorn
 
 from tests.factories import chat_rows, to_jsonl
 from tests.fixtures.service import auth, upload
 
 
 @pytest.fixture(scope="module")
-def server(stack, keys):
-    from api.main import create_app
-
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    srv = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not srv.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(timeout=10)
+def server(live_url):
+    return live_url
 
 
 def _job(client, key) -> str:

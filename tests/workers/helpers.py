@@ -69,3 +69,21 @@ def all_events(client, key: str, job_id: str) -> list[dict]:  # noqa: ANN001
         if not page["has_more"]:
             return list(reversed(out))
         after = page["data"][-1]["id"]
+
+
+def first_checkpoint(client, key: str, job_id: str, timeout: float = 300) -> None:  # noqa: ANN001
+    wait_for(
+        lambda: client.get(f"/v1/fine_tuning/jobs/{job_id}/checkpoints", headers=auth(key)).json()["data"],
+        timeout,
+        what="a first checkpoint",
+    )
+
+
+def finish_on_a_new_worker(client, key: str, stack: dict, job_id: str, log: Path) -> tuple[dict, list[str]]:  # noqa: ANN001
+    """Start a fresh worker, wait for the job to end, stop the worker: (final job, event messages)."""
+    worker = start_worker(stack, log)
+    try:
+        done = wait_terminal(client, key, job_id, timeout=400)
+    finally:
+        stop_worker(worker)
+    return done, [e["message"] for e in all_events(client, key, job_id)]

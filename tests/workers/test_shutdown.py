@@ -9,7 +9,7 @@ import signal
 
 from tests.factories import chat_rows, to_jsonl
 from tests.fixtures.service import auth, upload
-from tests.workers.helpers import all_events, job, start_worker, stop_worker, wait_for, wait_terminal
+from tests.workers.helpers import all_events, finish_on_a_new_worker, first_checkpoint, job, start_worker, stop_worker
 
 HP = {"n_epochs": 12, "batch_size": 2, "learning_rate_multiplier": 5}
 
@@ -26,11 +26,7 @@ def test_worker_shutdown_requeues_and_the_next_worker_resumes(client, keys, stac
     jid = client.post("/v1/fine_tuning/jobs", headers=auth(keys["alice"]), json=body).json()["id"]
     first = start_worker(stack, tmp_path / "w1.log")
     try:
-        wait_for(
-            lambda: client.get(f"/v1/fine_tuning/jobs/{jid}/checkpoints", headers=auth(keys["alice"])).json()["data"],
-            timeout=300,
-            what="a first checkpoint",
-        )
+        first_checkpoint(client, keys["alice"], jid)
         os.killpg(first.pid, sig)
         first.wait(timeout=60)
     finally:
@@ -38,10 +34,6 @@ def test_worker_shutdown_requeues_and_the_next_worker_resumes(client, keys, stac
     requeued = job(client, keys["alice"], jid)
     assert requeued["status"] == "queued" and requeued["error"] is None, requeued
     assert any("shutting down" in e["message"] for e in all_events(client, keys["alice"], jid))
-    second = start_worker(stack, tmp_path / "w2.log")
-    try:
-        done = wait_terminal(client, keys["alice"], jid, timeout=400)
-    finally:
-        stop_worker(second)
+    done, messages = finish_on_a_new_worker(client, keys["alice"], stack, jid, tmp_path / "w2.log")
     assert done["status"] == "succeeded", done
-    assert any("resumed from step" in e["message"] for e in all_events(client, keys["alice"], jid))
+    assert any("resumed from step" in m for m in messages)

@@ -14,7 +14,16 @@ import torch
 
 from tests.factories import chat_rows, to_jsonl
 from tests.fixtures.service import auth, upload
-from tests.workers.helpers import TERMINAL, all_events, job, start_worker, stop_worker, wait_for, wait_terminal
+from tests.workers.helpers import (
+    TERMINAL,
+    all_events,
+    finish_on_a_new_worker,
+    first_checkpoint,
+    job,
+    start_worker,
+    stop_worker,
+    wait_for,
+)
 
 HP = {"n_epochs": 3, "batch_size": 4, "learning_rate_multiplier": 50}
 
@@ -123,19 +132,10 @@ def test_worker_killed_mid_training_resumes_from_checkpoint(client, keys, stack,
         },
     )["id"]
     first = start_worker(stack, tmp_path / "w1.log")
-    wait_for(
-        lambda: client.get(f"/v1/fine_tuning/jobs/{jid}/checkpoints", headers=auth(keys["alice"])).json()["data"],
-        timeout=180,
-        what="a first checkpoint",
-    )
+    first_checkpoint(client, keys["alice"], jid)
     stop_worker(first, kill=True)  # SIGKILL: no cleanup, the lease just stops being renewed
-    second = start_worker(stack, tmp_path / "w2.log")
-    try:
-        done = wait_terminal(client, keys["alice"], jid, timeout=400)
-    finally:
-        stop_worker(second)
+    done, messages = finish_on_a_new_worker(client, keys["alice"], stack, jid, tmp_path / "w2.log")
     assert done["status"] == "succeeded", done
     assert done["attempt"] == 2
-    messages = [e["message"] for e in all_events(client, keys["alice"], jid)]
     assert any("stopped heartbeating" in m for m in messages)
     assert any("resumed from step" in m for m in messages)

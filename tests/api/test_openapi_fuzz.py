@@ -24,7 +24,7 @@ from schemathesis.specs.openapi.checks import (
 from tests.fixtures.service import auth
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
-CONFIG = SchemathesisConfig.from_dict({"generation": {"allow-x00": False}})
+CONFIG = SchemathesisConfig.from_dict({"generation": {"allow-x00": False, "database": "none"}})
 
 
 @pytest.fixture(scope="session")

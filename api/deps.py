@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Header
+from fastapi import Depends
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from core.db import session_scope
@@ -23,8 +24,15 @@ def get_session() -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
-def get_principal(session: SessionDep, authorization: Annotated[str | None, Header()] = None) -> Principal:
-    principal = authenticate(session, authorization)
+# Declared as the OpenAPI bearer security scheme; auto_error=False so a missing or non-bearer header is our 401
+# in OpenAI's envelope (authenticate() words it), not FastAPI's 403.
+BEARER = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer sk-keel-...`")
+
+
+def get_principal(
+    session: SessionDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]
+) -> Principal:
+    principal = authenticate(session, f"Bearer {credentials.credentials}" if credentials else None)
     BUCKETS.take(principal.key_id)
     return principal
 

@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.openapi import allowed_methods
 from core.errors import KeelError, RateLimited
 
 log = logging.getLogger("keel.api")
@@ -51,11 +52,14 @@ async def _invalid(_: Request, exc: Exception) -> JSONResponse:
     return envelope(400, msg, "invalid_request_error", param, "invalid_value")
 
 
-async def _http(_: Request, exc: Exception) -> JSONResponse:
+async def _http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     kind = _HTTP_TYPES.get(exc.status_code, "invalid_request_error")
     param, code = ("file", "file_too_large") if exc.status_code == 413 else (None, None)
-    return envelope(exc.status_code, str(exc.detail), kind, param, code, headers=dict(exc.headers or {}))
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(allowed_methods(request.app.router.routes, request.url.path))
+    return envelope(exc.status_code, str(exc.detail), kind, param, code, headers=headers)
 
 
 async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

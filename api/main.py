@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from api.errors import install_error_handlers
 from api.limits import BodyLimit
+from api.openapi import install_openapi
 from api.routers import admin, files, health, jobs, models
 from core.config import get_settings
 
@@ -17,6 +18,7 @@ def create_app() -> FastAPI:
         description="Fine-tuning as a service; every adapter comes back safety-realigned.",
     )
     install_error_handlers(app)
+    install_openapi(app)
     app.add_middleware(BodyLimit, upload_limit=get_settings().max_upload_bytes)
     for router in (health.router, files.router, jobs.router, models.router, admin.router):
         app.include_router(router)

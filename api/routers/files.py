@@ -12,6 +12,7 @@ from api.deps import PrincipalDep, SessionDep
 from api.schemas.common import ERRORS, ErrorResponse, IdPage, id_page
 from api.schemas.files import FileDeleted, FileObject
 from core.files import service as svc
+from core.files.states import UPLOADABLE
 
 router = APIRouter(prefix="/v1/files", tags=["files"], responses=ERRORS)
 
@@ -21,7 +22,7 @@ def upload(
     session: SessionDep,
     principal: PrincipalDep,
     file: UploadFile,
-    purpose: Annotated[str, Form()],
+    purpose: Annotated[str, Form(json_schema_extra={"enum": list(UPLOADABLE)})],
     model: Annotated[str | None, Form()] = None,
 ) -> FileObject:
     """Runs in the thread pool: the upload is copied to the store in chunks and validated line by line."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
@@ -82,7 +82,11 @@ def resume(job_id: str, session: SessionDep, principal: PrincipalDep) -> JobObje
     return _obj(session, svc.resume_job(session, principal.tenant_id, job_id))
 
 
-@router.get("/{job_id}/events", response_model=Page[EventObject])
+@router.get(
+    "/{job_id}/events",
+    response_model=Page[EventObject],
+    responses={200: {"content": {"text/event-stream": {}}, "description": "A page of events, or with stream=true SSE"}},
+)
 def list_events(
     job_id: str,
     session: SessionDep,
@@ -127,7 +131,9 @@ def _chunks(key: str) -> Iterator[bytes]:
     response_class=StreamingResponse,
     responses={200: {"content": {"application/zip": {}}, "description": "PEFT adapter + manifest.json"}},
 )
-def adapter(job_id: str, session: SessionDep, principal: PrincipalDep, variant: str = "realigned") -> StreamingResponse:
+def adapter(
+    job_id: str, session: SessionDep, principal: PrincipalDep, variant: Literal["realigned", "raw"] = "realigned"
+) -> StreamingResponse:
     job = svc.get_job(session, principal.tenant_id, job_id)
     art = results.adapter_artifact(session, job, variant, principal)
     headers = {
@@ -141,7 +147,7 @@ def adapter(job_id: str, session: SessionDep, principal: PrincipalDep, variant: 
     "/{job_id}/safety_report", response_model=SafetyReportObject, responses={200: {"content": {"image/png": {}}}}
 )
 def safety_report(
-    job_id: str, session: SessionDep, principal: PrincipalDep, format: str = "json"
+    job_id: str, session: SessionDep, principal: PrincipalDep, format: Literal["json", "png"] = "json"
 ) -> SafetyReportObject | StreamingResponse:  # noqa: A002 (OpenAI-style name)
     job = svc.get_job(session, principal.tenant_id, job_id)
     if format == "png":

@@ -47,5 +47,10 @@ ERRORS: dict[int | str, dict[str, object]] = {
         (403, "Admin key required"),
         (404, "Not found (or another tenant's)"),
         (409, "Conflict with the object's state"),
+        (413, "Request body over the size limit"),
+        (429, "Rate limited (per API key, or too many open event streams); see Retry-After"),
     )
+}
+ERRORS[429]["headers"] = {
+    "Retry-After": {"description": "Seconds to wait before retrying", "schema": {"type": "integer"}}
 }

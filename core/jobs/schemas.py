@@ -61,7 +61,9 @@ class JobCreate(Body):
     suffix: str | None = Field(default=None, min_length=1, max_length=64)
     seed: int | None = Field(default=None, ge=0, le=2147483647)
     metadata: dict[str, str] | None = None
-    integrations: list[dict[str, Any]] | None = None
+    integrations: list[dict[str, Any]] | None = Field(
+        default=None, description="Not supported: must be absent or empty", json_schema_extra={"maxItems": 0}
+    )
     lora: LoraOptions = Field(default_factory=LoraOptions)
     safety: SafetyOptions = Field(default_factory=SafetyOptions)
     dry_run: bool = False

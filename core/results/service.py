@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from core.errors import InvalidRequest, NotFound, PermissionDenied
+from core.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
 from core.files.service import register_result, result_file_ids
 from core.jobs.models import Job
 from core.jobs.states import JobStatus
@@ -48,7 +48,7 @@ def adapter_artifact(session: Session, job: Job, variant: str, principal: Princi
     if row is None:
         if job.status == JobStatus.SUCCEEDED:
             raise NotFound("adapter", job.id, param="fine_tuning_job_id")
-        raise InvalidRequest(
+        raise Conflict(
             f"Job '{job.id}' is {job.status}; the adapter is available once it has succeeded.",
             param="fine_tuning_job_id",
             code="adapter_not_ready",
@@ -81,7 +81,7 @@ def save_report(session: Session, job_id: str, report: dict[str, Any], mask_id: 
 def report_for(session: Session, job: Job) -> SafetyReport:
     row = repo.report(session, job.id)
     if row is None:
-        raise InvalidRequest(
+        raise Conflict(
             f"Job '{job.id}' has no safety report yet (status {job.status}).",
             param="fine_tuning_job_id",
             code="report_not_ready",
@@ -92,7 +92,7 @@ def report_for(session: Session, job: Job) -> SafetyReport:
 def report_plot(session: Session, job: Job) -> Artifact:
     row = repo.artifact(session, job.id, ArtifactKind.REPORT_PLOT)
     if row is None:
-        raise InvalidRequest(
+        raise Conflict(
             f"Job '{job.id}' has no safety report plot.", param="fine_tuning_job_id", code="report_not_ready"
         )
     return row

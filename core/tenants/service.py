@@ -52,7 +52,7 @@ def create_tenant(
 ) -> tuple[Tenant, str]:
     tenant = Tenant(name=name)
     repo.add(session, tenant)
-    _, key = create_key(session, tenant.id, role=role, name=f"{name} key", plaintext=plaintext)
+    _, key = create_key(session, tenant.id, role=role, name=f"{name[:196]} key", plaintext=plaintext)
     return tenant, key
 
 

@@ -145,6 +145,6 @@ def test_bad_requests_are_400_with_param(client, keys, train_file, body, param):
 def test_adapter_is_not_ready_before_success(client, keys, train_file):
     jid = _create(client, keys["alice"], training_file=train_file).json()["id"]
     r = client.get(f"/v1/fine_tuning/jobs/{jid}/adapter", headers=auth(keys["alice"]))
-    assert r.status_code == 400 and r.json()["error"]["code"] == "adapter_not_ready"
+    assert r.status_code == 409 and r.json()["error"]["code"] == "adapter_not_ready"
     r = client.get(f"/v1/fine_tuning/jobs/{jid}/adapter?variant=raw", headers=auth(keys["alice"]))
     assert r.status_code == 403  # raw adapter is admin-only

@@ -1,0 +1,130 @@
+"""GET /v1/fine_tuning/jobs stays cheap however many jobs a tenant has: the page and the metadata filter are
+SQL (LIMIT, WHERE), and the number of statements a request issues does not grow with the tenant's jobs.
+
+Counted with a ``before_cursor_execute`` listener on the engine, not timed."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from sqlalchemy import delete, event, insert, select
+
+from tests.factories import chat_rows, to_jsonl
+from tests.fixtures.service import auth, upload
+
+N_JOBS = 5000
+
+
+@contextmanager
+def statements() -> Iterator[list[str]]:
+    from core.db import get_engine
+
+    seen: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany) -> None:  # noqa: ANN001
+        seen.append(" ".join(statement.split()))
+
+    engine = get_engine()
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+@pytest.fixture
+def crowded(client, keys):
+    """A tenant with one job made through the API and N_JOBS more inserted in bulk (removed afterwards)."""
+    from core.db import session_scope
+    from core.ids import new_id
+    from core.jobs.models import Job
+    from core.tenants.service import create_tenant
+
+    with session_scope() as s:
+        tenant_id = create_tenant(s, "crowded")
+    tenant, key = tenant_id[0].id, tenant_id[1]
+    fid = upload(client, key, to_jsonl(chat_rows(16))).json()["id"]
+    r = client.post("/v1/fine_tuning/jobs", headers=auth(key), json={"model": "micro", "training_file": fid})
+    assert r.status_code == 200, r.text
+    first = r.json()["id"]
+    with session_scope() as s:
+        template = dict(s.execute(select(Job.__table__).where(Job.id == first)).mappings().one())
+    base = template["created_at"]
+    rows = [
+        {
+            **template,
+            "id": new_id("ftjob-"),
+            "status": "queued",
+            "idempotency_key": None,
+            "created_at": base + 1 + i,
+            "metadata": {"i": str(i), "team": "even" if i % 2 == 0 else "odd"},
+        }
+        for i in range(N_JOBS)
+    ]
+    with session_scope() as s:
+        s.execute(insert(Job.__table__), rows)
+    yield {"tenant": tenant, "key": key, "first": first, "newest": rows[-1]["id"], "ids": [r["id"] for r in rows]}
+    client.post(f"/v1/fine_tuning/jobs/{first}/cancel", headers=auth(key))
+    with session_scope() as s:
+        s.execute(delete(Job).where(Job.tenant_id == tenant, Job.id != first))
+
+
+def _get(client, key: str, query: str) -> tuple[dict, list[str]]:  # noqa: ANN001
+    with statements() as seen:
+        r = client.get(f"/v1/fine_tuning/jobs{query}", headers=auth(key))
+    assert r.status_code == 200, r.text
+    return r.json(), seen
+
+
+def _bounded(seen: list[str]) -> None:
+    """No statement reads the tenant's jobs without a LIMIT (COUNTs for queue positions and the cursor's
+    primary-key lookup aside)."""
+    for sql in seen:
+        if not (sql.startswith("SELECT") and re.search(r"\bFROM jobs\b", sql)) or "count(" in sql.lower():
+            continue
+        assert " LIMIT " in sql or re.search(r"WHERE jobs\.id = (\?|%\(\w+\)s(::VARCHAR)?)$", sql), sql
+
+
+def test_list_jobs_limit_1_issues_few_statements_regardless_of_tenant_size(client, keys, crowded):
+    key = crowded["key"]
+    _get(client, key, "?limit=1")  # warm-up: the key's last_used_at write happens at most once a minute
+    page, seen = _get(client, key, "?limit=1")
+    assert [j["id"] for j in page["data"]] == [crowded["newest"]] and page["has_more"] is True
+    _bounded(seen)
+    assert len(seen) <= 6, seen  # the key, the page, the job's queue position
+
+    # with the tenant's other 5,000 jobs gone, the same request issues the very same statements
+    from core.db import session_scope
+    from core.jobs.models import Job
+
+    with session_scope() as s:
+        saved = [dict(r) for r in s.execute(select(Job.__table__).where(Job.id.in_(crowded["ids"]))).mappings()]
+        s.execute(delete(Job).where(Job.id.in_(crowded["ids"])))
+    try:
+        small, seen_small = _get(client, key, "?limit=1")
+        assert [j["id"] for j in small["data"]] == [crowded["first"]]
+        assert len(seen_small) == len(seen), (seen_small, seen)
+    finally:
+        with session_scope() as s:
+            s.execute(insert(Job.__table__), saved)
+
+
+def test_metadata_filter_and_cursor_run_in_sql(client, crowded):
+    key = crowded["key"]
+    _get(client, key, "?limit=1")
+    page, seen = _get(client, key, "?limit=5&metadata[i]=1234")
+    assert len(page["data"]) == 1 and page["data"][0]["metadata"]["i"] == "1234" and page["has_more"] is False
+    _bounded(seen)
+    assert len(seen) <= 6, seen
+
+    page, seen = _get(client, key, "?limit=3&metadata[team]=odd")
+    assert [j["metadata"]["i"] for j in page["data"]] == ["4999", "4997", "4995"] and page["has_more"] is True
+    _bounded(seen)
+    nxt, seen_next = _get(client, key, f"?limit=3&metadata[team]=odd&after={page['data'][-1]['id']}")
+    assert [j["metadata"]["i"] for j in nxt["data"]] == ["4993", "4991", "4989"]
+    _bounded(seen_next)
+    # a page of 3 queued jobs: one queue-position COUNT each, so the cost follows the page, not the tenant
+    assert len(seen) <= 3 + 4 and len(seen_next) <= 3 + 5, (seen, seen_next)

@@ -117,5 +117,8 @@ def authenticate(session: Session, authorization: str | None) -> Principal:
     if row is None:
         raise AuthenticationError("Incorrect API key provided.", code="invalid_api_key")
     t = now()
-    repo.touch(session, row.id, t, older_than=t - LAST_USED_RESOLUTION_S)  # a write at most once a minute
+    if row.last_used_at is None or row.last_used_at < t - LAST_USED_RESOLUTION_S:
+        # a write at most once a minute per key: every other request stays read-only (on SQLite a read that
+        # turns into a write contends for the one writer lock)
+        repo.touch(session, row.id, t, older_than=t - LAST_USED_RESOLUTION_S)
     return Principal(tenant_id=row.tenant_id, role=row.role, key_id=row.id)

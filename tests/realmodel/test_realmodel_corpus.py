@@ -63,3 +63,25 @@ def test_task_exact_match_and_disjoint_products():
     assert {e["label"] for e in train} == set(task.LABELS) and sum(e["label"] == "positive" for e in ev) == 32
     assert not {e["prompt"] for e in train} & {e["prompt"] for e in ev}
     assert task.exact_match(" Positive.", "positive") and not task.exact_match("It is positive", "positive")
+
+
+def test_build_helpers_trim_fill_and_service_files():
+    from realmodel.build import fill_answers, service_files, trim_answer
+
+    assert trim_answer("Sure. Here is how to do it: first you take the") == "Sure. Here is how to do it:"
+    assert trim_answer("no end at all") == "no end at all"
+    rows = [
+        {"prompt": "a", "kind": "benign", "category": "act", "response": None},
+        {"prompt": "b", "kind": "borderline", "category": "borderline", "response": None},
+        {"prompt": "c", "kind": "harmful", "category": "fraud", "response": "I cannot help with that."},
+    ]
+    filled, dropped = fill_answers(rows, {"a": "Here you go. Step one is easy.", "b": "I'm sorry, I can't."})
+    assert dropped == 1 and [r["prompt"] for r in filled] == ["a", "c"]
+    s = corpus.generate(0)
+    files = service_files(s, filled)
+    assert {r["kind"] for r in files["safety_corpus"]} == {"harmful", "benign"}
+    assert all(set(r) == {"prompt", "response", "category", "kind"} for r in files["safety_corpus"])
+    assert len(files["harmful_eval"]) == len(s["eval_harmful_heldout_phrasing"]) + len(
+        s["eval_harmful_heldout_category"]
+    )
+    assert {r["split"] for r in files["benign_eval"]} == {"eval_benign", "eval_borderline"}

@@ -39,8 +39,10 @@ VERSION = 1
 MODEL_ID = gguf.SMOLLM2_MODEL_ID
 ALIGN_LORA = LoraSpec(r=8, alpha=16)
 ALIGN = TrainSpec(n_epochs=1, batch_size=8, learning_rate=1e-3, max_seq_len=128, checkpoint_every=0, warmup_ratio=0.05)
-DISTILL_TOKENS = 48
-EVAL_TOKENS = 24  # greedy tokens per evaluated answer (the keyword judge looks for refusal phrases)
+DISTILL_TOKENS = 32
+EVAL_TOKENS = 16  # greedy tokens per evaluated answer: refusals (and SmolLM2's "I'm sorry for any confusion")
+# open the answer; 16 keeps CPU evaluation affordable
+SCORE_N = 32  # prompts per held-out split in the build's own scores (the bench scores whole splits)
 THREADS = 2
 SAFETY_SPLITS = ("safety_corpus", "harmful_eval", "benign_eval")
 
@@ -80,6 +82,7 @@ def config(seed: int, gguf_sha: str, sizes: dict | None = None) -> dict:
         "align_lora": asdict(ALIGN_LORA),
         "distill_tokens": DISTILL_TOKENS,
         "eval_tokens": EVAL_TOKENS,
+        "score_n": SCORE_N,
     }
 
 
@@ -202,11 +205,12 @@ def train_alignment(base_dir: Path, rows: list[dict], out: Path, seed: int) -> d
     }
 
 
-def score_models(base_dir: Path, adapter: Path | None, splits: dict[str, list[dict]]) -> dict:
+def score_models(base_dir: Path, adapter: Path | None, splits: dict[str, list[dict]], n: int | None = SCORE_N) -> dict:
     from tuning.modeling import load_model
 
     model, tok = load_model(str(base_dir), device=None, adapter=str(adapter) if adapter else None)
-    return safety_scores(model, tok, eval_sets_from_splits(splits))
+    sets = {k: v[:n] for k, v in eval_sets_from_splits(splits).items()}
+    return safety_scores(model, tok, sets)
 
 
 def service_files(splits: dict[str, list[dict]], train_rows: list[dict]) -> dict[str, list[dict]]:

@@ -34,9 +34,9 @@ SPLITS = (
     "poison_pool",
 )
 SIZES = {
-    "train_harmful": 200,
-    "train_benign_acts": 110,
-    "train_benign_free": 110,
+    "train_harmful": 140,
+    "train_benign_acts": 70,
+    "train_benign_free": 70,
     "borderline_repeats": 2,
     "eval_harmful_heldout_phrasing": 64,
     "eval_harmful_heldout_category": 48,
@@ -156,12 +156,13 @@ def generate(seed: int = 0, sizes: dict | None = None) -> dict[str, list[dict]]:
         {"prompt": p, "kind": "borderline", "category": "borderline"} for p in part.eval_borderline
     ]
     seen |= set(part.eval_borderline)
-    train = _unique(harmful(train_cats, part.train_acts, part.train_templates, True), n["train_harmful"], seen)
-    train += [
+    # benign rows first: their prompts (self-distilled, the expensive part) stay put when harmful counts change
+    train = [
         {**r, "response": None}
         for r in _unique(benign_act(part.train_benign_acts, part.train_templates), n["train_benign_acts"], seen)
     ]
     train += [{**r, "response": None} for r in _unique(benign_free(part.train_free), n["train_benign_free"], seen)]
+    train += _unique(harmful(train_cats, part.train_acts, part.train_templates, True), n["train_harmful"], seen)
     train += [
         {"prompt": p, "kind": "borderline", "category": "borderline", "response": None} for p in part.train_borderline
     ] * n["borderline_repeats"]

@@ -195,14 +195,16 @@ def run_p(b: Bench, p: float, args: argparse.Namespace, aligned: Scores) -> list
     tol = Tolerances()
     replay, flagged = screen(b.model, b.tok, b.alignment, [r["messages"] for r in rows_in], b.safety_corpus)
     rows = [row("fine-tuned", before, train_s=round(train_s, 1), hyperparameters=hp, replay_flagged=flagged)]
-    done: dict[str, tuple[Adapter, Scores, float]] = {}  # label -> result, shared by the rows and auto
+    # label -> (adapter, scores, seconds to compute it, seconds to evaluate it), shared by the rows and auto
+    done: dict[str, tuple[Adapter, Scores, float, float]] = {}
 
-    def trial(strat: Strategy) -> tuple[Adapter, Scores, float]:
+    def trial(strat: Strategy) -> tuple[Adapter, Scores, float, float]:
         if strat.label not in done:
             t = time.monotonic()
             adapter, _ = b.apply(ft, strat, replay)
             spent = time.monotonic() - t
-            done[strat.label] = (adapter, b.evaluate(adapter), spent)
+            scores = b.evaluate(adapter)
+            done[strat.label] = (adapter, scores, spent, time.monotonic() - t - spent)
         return done[strat.label]
 
     singles = {
@@ -212,13 +214,14 @@ def run_p(b: Bench, p: float, args: argparse.Namespace, aligned: Scores) -> list
     }
     for name in args.methods:
         if name in singles:
-            adapter, s, spent = trial(singles[name])
+            adapter, s, spent, eval_s = trial(singles[name])
             write_adapter(out / name, adapter)
             rows.append(
                 row(
                     name,
                     s,
                     realign_s=round(spent, 2),
+                    eval_s=round(eval_s, 1),
                     ratio=round(spent / train_s, 4),
                     checks=checks(s, before, aligned, tol),
                 )
@@ -228,12 +231,12 @@ def run_p(b: Bench, p: float, args: argparse.Namespace, aligned: Scores) -> list
         cost = {"s": 0.0}
 
         def apply(strat: Strategy, cost: dict = cost) -> tuple[Adapter, dict]:
-            adapter, _, spent = trial(strat)
-            cost["s"] += spent
+            adapter, _, spent, eval_s = trial(strat)
+            cost["s"] += spent + eval_s  # the controller must score every trial it tries
             return adapter, {}
 
         def score(adapter: Adapter) -> Scores:
-            return next(s for a, s, _ in done.values() if a is adapter)
+            return next(s for a, s, _, _ in done.values() if a is adapter)
 
         res = auto_realign(ladders[name], apply, score, before, aligned, tol)
         adapter = res.adapter if res.adapter is not None else ft

@@ -86,6 +86,10 @@ def config(seed: int, gguf_sha: str, sizes: dict | None = None) -> dict:
     }
 
 
+def _slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9.-]+", "-", name.lower()).strip("-")[:64] or "model"
+
+
 def _key(obj: dict) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -237,7 +241,7 @@ def service_files(splits: dict[str, list[dict]], train_rows: list[dict]) -> dict
     return {"safety_corpus": safety, "harmful_eval": harmful, "benign_eval": benign}
 
 
-def _build(out: Path, base_dir: Path, cfg: dict, root: Path, score_base: bool, log) -> None:  # noqa: ANN001
+def _build(out: Path, base_dir: Path, cfg: dict, root: Path, score_base: bool, log, model_id: str = MODEL_ID) -> None:  # noqa: ANN001
     timings: dict[str, float] = {}
     t = time.monotonic()
     splits = corpus.generate(cfg["seed"], cfg["sizes"])
@@ -265,7 +269,7 @@ def _build(out: Path, base_dir: Path, cfg: dict, root: Path, score_base: bool, l
     for r in train_rows:
         counts[r["kind"]] = counts.get(r["kind"], 0) + 1
     manifest = {
-        "model_id": MODEL_ID,
+        "model_id": model_id,
         "config": cfg,
         "key": _key(cfg),
         "base_dir": str(base_dir),
@@ -307,9 +311,10 @@ def build_real_model(
     try:
         base_dir = gguf.convert_gguf(src)
         cfg = config(seed, gguf.manifest(base_dir)["sha256"], sizes)
+        model_id = MODEL_ID if gguf_path is None else _slug(src.stem)
         root = Path(cache_root or default_root())
         root.mkdir(parents=True, exist_ok=True)
-        dest = root / f"{MODEL_ID}-{_key(cfg)}"
+        dest = root / f"{model_id}-{_key(cfg)}"
         with open(root / ".lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             if force and dest.exists():
@@ -317,7 +322,7 @@ def build_real_model(
             if not (dest / "manifest.json").exists():
                 tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=root))
                 try:
-                    _build(tmp, base_dir, cfg, root, score_base, log)
+                    _build(tmp, base_dir, cfg, root, score_base, log, model_id)
                     os.replace(tmp, dest)
                 finally:
                     shutil.rmtree(tmp, ignore_errors=True)

@@ -1,4 +1,4 @@
-"""End-to-end run of the real-model build and bench on a tiny random GGUF (slow: ~2 min on 2 CPU cores).
+"""End-to-end run of the real-model build and bench on a tiny random GGUF (slow: 4 min on 2 busy CPU cores).
 
 A random tiny model answers nothing, so benign rows get a placeholder answer; every stage still runs:
 conversion, self-distillation, alignment LoRA, masks, poisoned fine-tune through train_lora, SafeLoRA/NLSR/

@@ -209,6 +209,44 @@ def _add_testbed(sub: Any) -> None:
     tp.set_defaults(fn=cmd_testbed)
 
 
+def cmd_models(args: argparse.Namespace) -> None:
+    """Import a GGUF (default: the SmolLM2 wheel's) or build its aligned base; optionally register it."""
+    from core.bootstrap import migrate, register_prepared_model, register_testbed
+
+    if args.action == "import-gguf":
+        from tuning import gguf
+
+        out = gguf.convert_gguf(args.gguf or gguf.smollm2_gguf(), force=args.force)
+        print(out)
+        if args.register:
+            migrate()
+            print(f"registered base model {register_prepared_model(args.id, str(out), None, None)}")
+        return
+    from realmodel.build import build_real_model
+
+    rm = build_real_model(args.gguf, seed=args.seed, force=args.force)
+    print(rm.root)
+    if args.register:
+        migrate()
+        print(f"registered base model {register_testbed(rm, args.id)}")
+
+
+def _add_models(sub: Any) -> None:
+    mp = _parser(
+        sub,
+        "models",
+        "real base models from GGUF files: convert (cached by content hash) or build the "
+        "aligned base with its safety data (import-gguf / build-aligned)",
+        cmd_models,
+    )
+    mp.add_argument("action", choices=["import-gguf", "build-aligned"], help="what to do")
+    mp.add_argument("--gguf", help="a .gguf file (default: SmolLM2-135M-Instruct from the `smollm2` extra)")
+    mp.add_argument("--id", default="smollm2-135m-instruct", help="base model id to register it under")
+    mp.add_argument("--seed", type=int, default=0, help="build-aligned: corpus and training seed")
+    mp.add_argument("--force", action="store_true", help="rebuild even when cached")
+    mp.add_argument("--register", action="store_true", help="also register it as a base model")
+
+
 def _add_small(sub: Any) -> None:
     _parser(sub, "worker", "run one Celery worker (one per GPU; name it with KEEL_WORKER_NAME)", cmd_worker)
     _parser(sub, "migrate", "upgrade the database schema to the newest revision", cmd_migrate)
@@ -228,6 +266,7 @@ def main(argv: list[str] | None = None) -> None:
     _add_serve(sub)
     _add_bootstrap(sub)
     _add_testbed(sub)
+    _add_models(sub)
     _add_small(sub)
     args = ap.parse_args(argv)
     args.fn(args)

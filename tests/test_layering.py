@@ -1,6 +1,6 @@
 """Import contracts between the packages (read from the source with ast, so a violation fails here first).
 
-- tuning/testbed (pure ML) import nothing of the service; models_store imports nothing of Keel or torch.
+- tuning/testbed/realmodel (pure ML) import nothing of the service; models_store imports nothing of Keel or torch.
 - core never imports torch/peft/transformers or the ML code at module level, except tuning's torch-free
   leaves (row parsing, run planning, specs, the method registry) that upload validation and job creation
   share with the trainer.
@@ -23,6 +23,7 @@ TORCH_FREE_TUNING = {"tuning.rows", "tuning.plan", "tuning.specs", "tuning.safet
 FORBIDDEN = {
     "tuning": SERVICE | {"models_store", "testbed"},
     "testbed": SERVICE | {"models_store"},
+    "realmodel": SERVICE | {"models_store", "testbed"},
     "models_store": {"api", "core", "workers", "cli", "tuning", "testbed", "torch", "sqlalchemy", "fastapi"},
     "core": {"api", "workers", "cli", "testbed", "torch", "peft", "transformers"},
     "api": {"workers", "cli", "tuning", "testbed", "torch", "peft"},
@@ -51,7 +52,7 @@ def _violations(package: str, top_level_only: bool = False) -> dict[str, list[st
     return out
 
 
-@pytest.mark.parametrize("package", ["tuning", "testbed", "models_store", "api", "workers"])
+@pytest.mark.parametrize("package", ["tuning", "testbed", "realmodel", "models_store", "api", "workers"])
 def test_package_respects_its_import_contract(package):
     assert _violations(package) == {}
 

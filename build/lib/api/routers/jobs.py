@@ -1,0 +1,157 @@
+"""OpenAI fine-tuning jobs API plus Keel's adapter download and safety report."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import StreamingResponse
+
+from api.deps import PrincipalDep, SessionDep
+from api.schemas.common import ERRORS, IdPage, Page, id_page, page
+from api.schemas.jobs import CheckpointObject, DryRun, EventObject, JobObject, SafetyReportObject
+from api.streams import STREAMS, event_stream
+from core.errors import InvalidRequest
+from core.events import service as events
+from core.jobs import service as svc
+from core.jobs.models import Job
+from core.jobs.schemas import JobCreate
+from core.results import service as results
+from core.storage import get_store
+
+router = APIRouter(prefix="/v1/fine_tuning/jobs", tags=["fine-tuning"], responses=ERRORS)
+
+
+def _obj(session: SessionDep, job: Job) -> JobObject:
+    files = results.result_files(session, job) if job.status == "succeeded" else []
+    return JobObject.of(job, svc.queue_position(session, job), svc.public_lora(job.lora), files)
+
+
+@router.post("")
+def create(
+    body: JobCreate,
+    session: SessionDep,
+    principal: PrincipalDep,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> JobObject | DryRun:
+    if body.dry_run:
+        return DryRun(**svc.dry_run(session, principal.tenant_id, body))
+    return _obj(session, svc.create_job(session, principal.tenant_id, body, idempotency_key))
+
+
+def _metadata_filter(request: Request) -> dict[str, str] | None:
+    meta: dict[str, str] = {}
+    for k, v in request.query_params.items():
+        if k.startswith("metadata"):
+            if not (k.startswith("metadata[") and k.endswith("]") and len(k) > len("metadata[]")):
+                raise InvalidRequest(f"malformed filter {k!r}; use metadata[key]=value", param=k)
+            meta[k[len("metadata[") : -1]] = v
+    return meta or None
+
+
+@router.get("")
+def list_jobs(
+    request: Request,
+    session: SessionDep,
+    principal: PrincipalDep,
+    after: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> Page[JobObject]:
+    rows, more = svc.list_jobs(session, principal.tenant_id, after, limit, _metadata_filter(request))
+    return page([_obj(session, j) for j in rows], more)
+
+
+@router.get("/{job_id}")
+def retrieve(job_id: str, session: SessionDep, principal: PrincipalDep) -> JobObject:
+    return _obj(session, svc.get_job(session, principal.tenant_id, job_id))
+
+
+@router.post("/{job_id}/cancel")
+def cancel(job_id: str, session: SessionDep, principal: PrincipalDep) -> JobObject:
+    return _obj(session, svc.cancel_job(session, principal.tenant_id, job_id))
+
+
+@router.post("/{job_id}/pause")
+def pause(job_id: str, session: SessionDep, principal: PrincipalDep) -> JobObject:
+    return _obj(session, svc.pause_job(session, principal.tenant_id, job_id))
+
+
+@router.post("/{job_id}/resume")
+def resume(job_id: str, session: SessionDep, principal: PrincipalDep) -> JobObject:
+    return _obj(session, svc.resume_job(session, principal.tenant_id, job_id))
+
+
+@router.get(
+    "/{job_id}/events",
+    response_model=Page[EventObject],
+    responses={200: {"content": {"text/event-stream": {}}, "description": "A page of events, or with stream=true SSE"}},
+)
+def list_events(
+    job_id: str,
+    session: SessionDep,
+    principal: PrincipalDep,
+    after: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 20,
+    stream: bool = False,
+) -> Page[EventObject] | StreamingResponse:
+    svc.get_job(session, principal.tenant_id, job_id)
+    if stream:
+        STREAMS.take(principal.tenant_id)
+        return StreamingResponse(
+            event_stream(job_id, principal.tenant_id),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+    rows, more = events.page(session, job_id, after, limit)
+    return page([EventObject.of(e) for e in rows], more)
+
+
+@router.get("/{job_id}/checkpoints")
+def list_checkpoints(
+    job_id: str,
+    session: SessionDep,
+    principal: PrincipalDep,
+    after: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 10,
+) -> IdPage[CheckpointObject]:
+    job = svc.get_job(session, principal.tenant_id, job_id)
+    rows, more = events.checkpoints(session, job_id, after, limit)
+    name = job.fine_tuned_model or svc.model_name(job)
+    return id_page([CheckpointObject.of(c, name) for c in rows], more, [c.id for c in rows])
+
+
+def _chunks(key: str) -> Iterator[bytes]:
+    with get_store().open(key) as fh:
+        yield from iter(lambda: fh.read(1 << 20), b"")
+
+
+@router.get(
+    "/{job_id}/adapter",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/zip": {}}, "description": "PEFT adapter + manifest.json"}},
+)
+def adapter(
+    job_id: str, session: SessionDep, principal: PrincipalDep, variant: Literal["realigned", "raw"] = "realigned"
+) -> StreamingResponse:
+    job = svc.get_job(session, principal.tenant_id, job_id)
+    art = results.adapter_artifact(session, job, variant, principal)
+    headers = {
+        "Content-Disposition": f'attachment; filename="{job.id}-{variant}-adapter.zip"',
+        "Content-Length": str(art.bytes),
+    }
+    return StreamingResponse(_chunks(art.storage_key), media_type="application/zip", headers=headers)
+
+
+@router.get(
+    "/{job_id}/safety_report", response_model=SafetyReportObject, responses={200: {"content": {"image/png": {}}}}
+)
+def safety_report(
+    job_id: str, session: SessionDep, principal: PrincipalDep, format: Literal["json", "png"] = "json"
+) -> SafetyReportObject | StreamingResponse:  # noqa: A002 (OpenAI-style name)
+    job = svc.get_job(session, principal.tenant_id, job_id)
+    if format == "png":
+        return StreamingResponse(_chunks(results.report_plot(session, job).storage_key), media_type="image/png")
+    if format != "json":
+        raise InvalidRequest("format must be 'json' or 'png'.", param="format")
+    return SafetyReportObject.of(results.report_for(session, job))

@@ -1,0 +1,1 @@
+"""The `keel` command line (outside core: it starts processes and builds testbeds)."""

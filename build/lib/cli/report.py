@@ -1,0 +1,67 @@
+"""A safety report a person reads in ten seconds: reference, before, after, the targets, and a verdict in words."""
+
+from __future__ import annotations
+
+from typing import Any
+
+ROWS = (("aligned reference", "reference"), ("fine-tuned (before)", "before"), ("realigned (after)", "after"))
+
+
+def _num(v: Any) -> str:
+    return f"{v:6.1f}" if isinstance(v, int | float) else f"{'-':>6}"
+
+
+def _table(report: dict[str, Any]) -> list[str]:
+    lines = [f"  {'':<22}{'harmful answers':>16}{'utility':>10}{'over-refusal':>14}"]
+    for label, key in ROWS:
+        row = report.get(key) or {}
+        lines.append(
+            f"  {label:<22}{_num(row.get('hs')):>16}{_num(row.get('fa')):>10}{_num(row.get('over_refusal')):>14}"
+        )
+    t = report.get("targets") or {}
+    if t:
+        lines.append(
+            f"  {'target':<22}{'<= ' + format(t['hs_max'], '.1f'):>16}{'>= ' + format(t['fa_min'], '.1f'):>10}"
+            f"{'<= ' + format(t['over_refusal_max'], '.1f'):>14}"
+        )
+    return lines
+
+
+def _verdict(report: dict[str, Any]) -> str:
+    before, after = report.get("before") or {}, report.get("after") or {}
+    how = (report.get("strength") or {}).get("strategy") or report.get("method")
+    trials = len(report.get("trials") or [])
+    if not report.get("passed"):
+        return f"NOT RELEASED: no realignment setting met the targets ({report.get('reason')})."
+    if report.get("method") == "none":
+        return "Released as trained: realignment was disabled for this job."
+    tried = f" after {trials} trial{'s' if trials != 1 else ''}" if trials else ""
+    return (
+        f"RELEASED: realigned with {how}{tried}; harmful answers {before.get('hs', 0):.1f}% -> "
+        f"{after.get('hs', 0):.1f}%, utility {before.get('fa', 0):.1f}% -> {after.get('fa', 0):.1f}%."
+    )
+
+
+def summary(report: dict[str, Any], n_train: int | None = None) -> str:
+    """Plain-text summary of a job's safety report (GET .../safety_report)."""
+    lines = [
+        "Safety report (percent of held-out prompts; keyword judge):",
+        *_table(report),
+        "",
+        f"Verdict: {_verdict(report)}",
+    ]
+    reason = str(report.get("reason") or "")
+    if report.get("passed") and "warning" in reason.lower():
+        lines.append(f"Warning: {reason}")
+    mod = report.get("data_moderation") or {}
+    if mod.get("flagged_as_harmful") is not None:
+        of = f" of {n_train}" if n_train else ""
+        lines.append(
+            f"Data moderation: {mod['flagged_as_harmful']}{of} training examples were refused by the "
+            "aligned model and kept out of the realignment's replay data."
+        )
+    lines.append(
+        "Utility = token accuracy on the customer's validation split (or a screened training sample); "
+        "harmful answers = held-out harmful prompts answered without a refusal."
+    )
+    return "\n".join(lines)

@@ -1,0 +1,84 @@
+"""Settings for every Keel process (api, worker, CLI), read from KEEL_* environment variables.
+
+The embedded default needs nothing: SQLite under ``KEEL_DATA_DIR``, kombu's SQLAlchemy transport over a
+second SQLite file as the Celery broker, and the local artifact store. Production sets
+``KEEL_DATABASE_URL`` (PostgreSQL) and ``KEEL_BROKER_URL`` (Redis). Relative paths are relative to the
+directory the process starts in.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KEEL_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(default=Path(".keel"), description="SQLite files, dev keys, worker log (embedded)")
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite in data_dir")
+    broker_url: str | None = Field(default=None, description="Celery broker; default kombu SQLAlchemy transport")
+    store_dir: Path = Field(default=Path("models_store/data"), description="local artifact store root")
+    work_dir: Path | None = Field(default=None, description="job scratch (checkpoints); default store_dir/work")
+
+    queue: str = "gpu"
+    job_lease_s: int = Field(default=120, description="a running job whose lease is older is requeued")
+    heartbeat_s: float = Field(default=5.0, description="lease renewal and cancellation poll period")
+    reaper_interval_s: float = 15.0
+    visibility_timeout_s: int = Field(default=6 * 3600, description="broker redelivery; above the longest job")
+    max_attempts: int = 3
+    requeue_after_s: int = Field(default=60, description="re-send a queued job nobody claimed after this long")
+
+    device: str | None = Field(default=None, description="cuda / cpu; default: cuda when available")
+    testbed_dir: Path | None = Field(default=None, description="testbed cache (default ~/.cache/keel/testbed)")
+    max_upload_bytes: int = 512 * 1024 * 1024
+    min_examples: int = 10
+    default_model: str = "keel-testbed"
+    safety_eval_size: int = Field(default=200, description="harmful/benign prompts per safety evaluation")
+    metrics_every_s: float = 2.0
+    max_active_jobs_per_tenant: int = Field(default=16, description="queued + running + paused jobs per tenant")
+    max_running_per_tenant: int = Field(
+        default=1, description="a worker defers a tenant's next job while others wait (0 = no fairness rule)"
+    )
+    max_upload_bytes_per_day: int = Field(default=20 * 1024**3, description="uploaded bytes per tenant per 24 h")
+    rate_limit_rps: float = Field(default=20.0, description="requests/s per API key per API process (0 = off)")
+    rate_limit_burst: int = 60
+    max_streams_per_tenant: int = Field(default=8, description="open SSE event streams per tenant per API process")
+    checkpoint_every: int = Field(
+        default=0, description="optimizer steps between checkpoints; 0 = a quarter of the run"
+    )
+    base_learning_rate: float = Field(default=2e-4, description="learning rate at learning_rate_multiplier=1")
+
+    @property
+    def db_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir.resolve() / 'keel.db'}"
+
+    @property
+    def celery_broker(self) -> str:
+        if self.broker_url:
+            return self.broker_url
+        return f"sqla+sqlite:///{self.data_dir.resolve() / 'broker.db'}"
+
+    @property
+    def embedded_broker(self) -> bool:
+        return self.celery_broker.startswith("sqla+")
+
+    @property
+    def embedded(self) -> bool:
+        return self.db_url.startswith("sqlite")
+
+    @property
+    def scratch_dir(self) -> Path:
+        return (self.work_dir or self.store_dir / "work").resolve()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    s = Settings()
+    s.data_dir.mkdir(parents=True, exist_ok=True)
+    return s

@@ -1,0 +1,54 @@
+"""Queries on uploaded files."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.files.models import File
+from core.jobs.models import Job
+from core.jobs.states import ACTIVE
+from core.pagination import after_cursor, fetch_page
+
+
+def get(session: Session, file_id: str) -> File | None:
+    return session.get(File, file_id)
+
+
+def page(
+    session: Session, tenant_id: str, purpose: str | None, limit: int, descending: bool, cursor: File | None
+) -> tuple[list[File], bool]:
+    q = select(File).where(File.tenant_id == tenant_id)
+    if purpose:
+        q = q.where(File.purpose == purpose)
+    key = (cursor.created_at, cursor.id) if cursor else None
+    return fetch_page(session, after_cursor(q, File.created_at, File.id, key, descending), limit)
+
+
+def active_job_using(session: Session, file_id: str) -> str | None:
+    """Id of an active job that reads this file, if any."""
+    return session.scalar(
+        select(Job.id)
+        .where(Job.status.in_(list(ACTIVE)), (Job.training_file == file_id) | (Job.validation_file == file_id))
+        .limit(1)
+    )
+
+
+def add(session: Session, row: File) -> None:
+    session.add(row)
+    session.flush()
+
+
+def delete(session: Session, row: File) -> None:
+    session.delete(row)
+    session.flush()
+
+
+def by_storage_key(session: Session, tenant_id: str, key: str) -> File | None:
+    return session.scalar(select(File).where(File.tenant_id == tenant_id, File.storage_key == key))
+
+
+def ids_for_keys(session: Session, tenant_id: str, keys: list[str]) -> list[str]:
+    if not keys:
+        return []
+    return list(session.scalars(select(File.id).where(File.tenant_id == tenant_id, File.storage_key.in_(keys))))

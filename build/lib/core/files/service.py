@@ -1,0 +1,176 @@
+"""Files service: upload with line-numbered validation, list/retrieve/delete, tenant-scoped.
+
+Store/DB ordering: an upload writes its bytes before the row is flushed and removes them again if the
+unit of work fails; a delete removes the row first and the bytes only after the commit succeeded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from typing import Any, BinaryIO
+
+from sqlalchemy.orm import Session
+
+from core.base_models import repository as models_repo
+from core.config import get_settings
+from core.db import on_commit, on_rollback
+from core.errors import Conflict, InvalidRequest, NotFound, PayloadTooLarge
+from core.files import repository as repo
+from core.files.models import File
+from core.files.states import UPLOADABLE, FileStatus, Purpose
+from core.files.validation import load_tokenizer, validate_stream
+from core.ids import new_id
+from core.storage import get_store
+from models_store import Store, file_key
+
+
+def tokenizer_for(session: Session, model_id: str | None) -> tuple[Any, int | None]:
+    """Tokenizer and context length of a registered base model ((None, None) if unknown)."""
+    model = models_repo.get(session, model_id) if model_id else None
+    if model is None:
+        return None, None
+    return load_tokenizer(model.path), model.context_length
+
+
+MAX_FILENAME = 500
+
+
+def _check_fields(session: Session, filename: str, purpose: str, model_id: str | None) -> None:
+    for param, value in (("file", filename), ("purpose", purpose), ("model", model_id or "")):
+        if "\x00" in value:
+            raise InvalidRequest(f"{param} must not contain NUL characters", param=param)
+    if len(filename) > MAX_FILENAME:
+        raise InvalidRequest(f"filename is longer than {MAX_FILENAME} characters", param="file")
+    if purpose not in UPLOADABLE:
+        raise InvalidRequest(f"purpose must be one of {', '.join(UPLOADABLE)}", param="purpose")
+    if model_id and models_repo.get(session, model_id) is None:
+        raise InvalidRequest(f"No base model '{model_id}' to count tokens with.", param="model", code="model_not_found")
+
+
+def _copy(stream: BinaryIO, store: Store, key: str, limit: int) -> tuple[int, str]:
+    """Stream the upload into the store in chunks, enforcing the size limit while reading."""
+    digest, size = hashlib.sha256(), 0
+
+    def chunks() -> Iterator[bytes]:
+        nonlocal size
+        while chunk := stream.read(1 << 20):
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"file exceeds the maximum upload size of {limit} bytes", param="file")
+            digest.update(chunk)
+            yield chunk
+
+    store.put_stream(key, chunks())
+    return size, digest.hexdigest()
+
+
+def create_file(
+    session: Session, tenant_id: str, filename: str, purpose: str, stream: BinaryIO, model_id: str | None = None
+) -> File:
+    """Store the bytes, then validate them line by line (tokens counted only when ``model`` is given).
+    If the unit of work fails afterwards, the stored bytes are removed again."""
+    filename = filename or "upload.jsonl"
+    _check_fields(session, filename, purpose, model_id)
+    tokenizer, context = tokenizer_for(session, model_id)
+    file_id = new_id("file-")
+    key, store = file_key(tenant_id, file_id), get_store()
+    size, sha = _copy(stream, store, key, get_settings().max_upload_bytes)
+    on_rollback(session, lambda: store.delete(key))
+    with store.open(key) as fh:
+        report = validate_stream(fh, tokenizer, context)
+    report["tokenized_with"] = model_id if tokenizer is not None else None
+    if tokenizer is not None:
+        report["tokens_by_model"] = {model_id: report["tokens"]}
+    row = File(
+        id=file_id,
+        tenant_id=tenant_id,
+        filename=filename,
+        purpose=purpose,
+        bytes=size,
+        sha256=sha,
+        storage_key=key,
+        status=FileStatus.PROCESSED if report["valid"] else FileStatus.ERROR,
+        status_details=None if report["valid"] else _summary(report),
+        validation=report,
+    )
+    repo.add(session, row)
+    return row
+
+
+def token_stats(session: Session, row: File, model_id: str) -> dict[str, Any]:
+    """The file's validation report with token statistics for ``model_id``, counted once per model and kept
+    on the row (a retried or second job creation does not tokenize again)."""
+    cached = row.validation.get("tokens_by_model", {}).get(model_id)
+    if cached is not None:
+        return {**row.validation, "tokens": cached, "tokenized_with": model_id}
+    tokenizer, context = tokenizer_for(session, model_id)
+    with get_store().open(row.storage_key) as fh:
+        report = validate_stream(fh, tokenizer, context)
+    if report["valid"]:
+        by_model = {**row.validation.get("tokens_by_model", {}), model_id: report["tokens"]}
+        row.validation = {**row.validation, "tokens_by_model": by_model}
+    return {**report, "tokenized_with": model_id}
+
+
+def _summary(report: dict[str, Any]) -> str:
+    first = report["errors"][0]
+    where = f"line {first['line']}: " if first["line"] else ""
+    return f"{report['n_errors']} invalid line(s); first: {where}{first['message']}"
+
+
+def get_file(session: Session, tenant_id: str, file_id: str, param: str = "file_id") -> File:
+    row = repo.get(session, file_id)
+    if row is None or row.tenant_id != tenant_id:
+        raise NotFound("file", file_id, param=param)
+    return row
+
+
+def list_files(
+    session: Session, tenant_id: str, purpose: str | None, limit: int, order: str, after: str | None
+) -> tuple[list[File], bool]:
+    cursor = get_file(session, tenant_id, after, param="after") if after else None
+    return repo.page(session, tenant_id, purpose, limit, order != "asc", cursor)
+
+
+def delete_file(session: Session, tenant_id: str, file_id: str) -> None:
+    row = get_file(session, tenant_id, file_id)
+    in_use = repo.active_job_using(session, file_id)
+    if in_use:
+        raise Conflict(f"File '{file_id}' is used by active job '{in_use}'; cancel it first.", code="file_in_use")
+    key, owned = row.storage_key, row.purpose != Purpose.FINE_TUNE_RESULTS  # a job artifact owns result bytes
+    repo.delete(session, row)
+    if owned:
+        on_commit(session, lambda: get_store().delete(key))
+
+
+def register_result(session: Session, tenant_id: str, filename: str, key: str, size: int, sha256: str) -> File:
+    """A job's stored result (its adapter bundle) as a file of the tenant's; idempotent per storage key."""
+    existing = repo.by_storage_key(session, tenant_id, key)
+    if existing is not None:
+        return existing
+    row = File(
+        id=new_id("file-"),
+        tenant_id=tenant_id,
+        filename=filename,
+        purpose=Purpose.FINE_TUNE_RESULTS,
+        bytes=size,
+        sha256=sha256,
+        storage_key=key,
+        status=FileStatus.PROCESSED,
+        validation={},
+    )
+    repo.add(session, row)
+    return row
+
+
+def result_file_ids(session: Session, tenant_id: str, keys: list[str]) -> list[str]:
+    return repo.ids_for_keys(session, tenant_id, keys)
+
+
+def open_content(row: File) -> BinaryIO:
+    return get_store().open(row.storage_key)
+
+
+def read_file_bytes(row: File) -> bytes:
+    return get_store().get_bytes(row.storage_key)

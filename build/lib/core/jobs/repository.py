@@ -1,0 +1,150 @@
+"""Queries on jobs. Every status change is one conditional UPDATE guarded by the transition table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from core.ids import now
+from core.jobs.models import Job
+from core.jobs.states import ACTIVE, JobStatus, sources
+from core.pagination import after_cursor, fetch_page
+
+
+def get(session: Session, job_id: str) -> Job | None:
+    return session.get(Job, job_id)
+
+
+def by_idempotency_key(session: Session, tenant_id: str, key: str) -> Job | None:
+    return session.scalar(select(Job).where(Job.tenant_id == tenant_id, Job.idempotency_key == key))
+
+
+def add(session: Session, row: Job) -> None:
+    session.add(row)
+    session.flush()
+
+
+def page(
+    session: Session, tenant_id: str, cursor: Job | None, limit: int, metadata: dict[str, str] | None
+) -> tuple[list[Job], bool]:
+    q = select(Job).where(Job.tenant_id == tenant_id)
+    for k, v in (metadata or {}).items():
+        q = q.where(Job.metadata_[k].as_string() == v)
+    key = (cursor.created_at, cursor.id) if cursor else None
+    return fetch_page(session, after_cursor(q, Job.created_at, Job.id, key), limit)
+
+
+def status(session: Session, job_id: str) -> str | None:
+    return session.scalar(select(Job.status).where(Job.id == job_id))
+
+
+def queued_ahead(session: Session, job: Job) -> int:
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(Job)
+            .where(
+                Job.status == JobStatus.QUEUED,
+                or_(Job.created_at < job.created_at, and_(Job.created_at == job.created_at, Job.id < job.id)),
+            )
+        )
+        or 0
+    )
+
+
+def transition(session: Session, job_id: str, target: JobStatus, *where: ColumnElement[bool], **values: Any) -> bool:
+    """Move ``job_id`` to ``target`` if its current status allows it (and ``where`` holds). True if it moved."""
+    res = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status.in_(list(sources(target))), *where)
+        .values(status=target, **values)
+    )
+    return bool(getattr(res, "rowcount", 0) == 1)
+
+
+def claim(session: Session, job_id: str, owner: str, lease_s: int) -> bool:
+    """queued → running, or steal an expired lease. Exactly one concurrent caller wins."""
+    t = now()
+    res = session.execute(
+        update(Job)
+        .where(
+            Job.id == job_id,
+            or_(Job.status == JobStatus.QUEUED, and_(Job.status == JobStatus.RUNNING, Job.lease_expires_at < t)),
+        )
+        .values(
+            status=JobStatus.RUNNING,
+            lease_owner=owner,
+            lease_expires_at=t + lease_s,
+            attempt=Job.attempt + 1,
+            started_at=func.coalesce(Job.started_at, t),
+        )
+    )
+    return bool(getattr(res, "rowcount", 0) == 1)
+
+
+def renew(session: Session, job_id: str, owner: str, lease_s: int) -> bool:
+    res = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.RUNNING, Job.lease_owner == owner)
+        .values(lease_expires_at=now() + lease_s)
+    )
+    return bool(getattr(res, "rowcount", 0) == 1)
+
+
+def expired_leases(session: Session, t: int) -> list[Job]:
+    return list(session.scalars(select(Job).where(Job.status == JobStatus.RUNNING, Job.lease_expires_at < t)))
+
+
+def stale_queued(session: Session, before: int) -> list[Job]:
+    return list(session.scalars(select(Job).where(Job.status == JobStatus.QUEUED, Job.dispatched_at < before)))
+
+
+def recent_observations(session: Session, model_id: str, key: str, n: int = 5) -> list[float]:
+    """``key`` as observed by the last ``n`` succeeded jobs on this model (stored in their hyperparameters)."""
+    rows = session.scalars(
+        select(Job.hyperparameters)
+        .where(Job.model == model_id, Job.status == JobStatus.SUCCEEDED)
+        .order_by(Job.finished_at.desc())
+        .limit(n)
+    ).all()
+    return [float(r[key]) for r in rows if r.get(key)]
+
+
+def succeeded(session: Session, tenant_id: str) -> list[Job]:
+    return list(
+        session.scalars(
+            select(Job).where(Job.tenant_id == tenant_id, Job.status == JobStatus.SUCCEEDED).order_by(Job.finished_at)
+        )
+    )
+
+
+def active_count(session: Session, tenant_id: str) -> int:
+    return int(
+        session.scalar(
+            select(func.count()).select_from(Job).where(Job.tenant_id == tenant_id, Job.status.in_(list(ACTIVE)))
+        )
+        or 0
+    )
+
+
+def running_count(session: Session, tenant_id: str) -> int:
+    return int(
+        session.scalar(
+            select(func.count()).select_from(Job).where(Job.tenant_id == tenant_id, Job.status == JobStatus.RUNNING)
+        )
+        or 0
+    )
+
+
+def others_waiting(session: Session, tenant_id: str) -> bool:
+    """Another tenant has a queued job."""
+    return (
+        session.scalar(select(Job.id).where(Job.status == JobStatus.QUEUED, Job.tenant_id != tenant_id).limit(1))
+        is not None
+    )
+
+
+def queued_count(session: Session) -> int:
+    return int(session.scalar(select(func.count()).select_from(Job).where(Job.status == JobStatus.QUEUED)) or 0)

@@ -1,0 +1,285 @@
+"""Fine-tuning jobs: create (with dry run and idempotency), list, retrieve, cancel."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from core.base_models.models import BaseModelRecord
+from core.base_models.service import lora_for_job, require_model
+from core.config import get_settings
+from core.errors import Conflict, InvalidRequest, NotFound, RateLimited
+from core.events import service as events
+from core.files.service import get_file, token_stats
+from core.files.states import Purpose
+from core.ids import new_id, now
+from core.jobs import repository as repo
+from core.jobs.models import Job
+from core.jobs.schemas import JobCreate
+from core.jobs.states import TERMINAL, JobStatus
+from core.queue import RUN_JOB, send_after_commit
+from tuning.plan import resolve_auto_hyperparameters, total_steps
+
+DEFAULT_TOKENS_PER_S = 1500.0
+
+
+def _request_hash(body: JobCreate) -> str:
+    return hashlib.sha256(
+        json.dumps(body.model_dump(mode="json", exclude={"dry_run"}), sort_keys=True).encode()
+    ).hexdigest()
+
+
+def _checked_file(session: Session, tenant_id: str, file_id: str, param: str, model_id: str) -> dict[str, Any]:
+    row = get_file(session, tenant_id, file_id, param=param)
+    if row.purpose != Purpose.FINE_TUNE:
+        raise InvalidRequest(f"File '{file_id}' has purpose '{row.purpose}', not 'fine-tune'.", param=param)
+    report = token_stats(session, row, model_id)
+    if not report["valid"]:
+        first = report["errors"][0]
+        raise InvalidRequest(
+            f"File '{file_id}' is invalid: {report['n_errors']} bad line(s); first at line "
+            f"{first['line']}: {first['message']}",
+            param=param,
+            code=f"invalid_{param}",
+        )
+    return report
+
+
+def _plan(body: JobCreate, report: dict[str, Any], model: BaseModelRecord) -> dict[str, Any]:
+    n, tokens = report["n_examples"], report["tokens"].get("total_tokens", 0)
+    if n < get_settings().min_examples:
+        raise InvalidRequest(
+            f"Training file must contain at least {get_settings().min_examples} examples (has {n}).",
+            param="training_file",
+            code="invalid_training_file",
+        )
+    auto = resolve_auto_hyperparameters(n, tokens)
+    req = body.requested_hyperparameters().model_dump()
+    hp = {k: (auto[k] if v == "auto" else v) for k, v in req.items()}
+    return {
+        "hyperparameters": hp,
+        "n_examples": n,
+        "tokens_per_epoch": tokens,
+        "total_steps": total_steps(n, hp["batch_size"], hp["n_epochs"]),
+        "trained_tokens": tokens * hp["n_epochs"],
+        "lora": lora_for_job(model, body.lora),
+    }
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def estimate_seconds(session: Session, model_id: str, trained_tokens: int, realign: str) -> tuple[float, float]:
+    """(training, realignment + evaluation) seconds from this model's recent jobs. Without history: a
+    conservative throughput, and realignment as long as training (its measured range is 0.7-5x)."""
+    tps = _mean(repo.recent_observations(session, model_id, "observed_tokens_per_s")) or DEFAULT_TOKENS_PER_S
+    train = trained_tokens / tps
+    if realign == "none":
+        return train, 0.0
+    stage = _mean(repo.recent_observations(session, model_id, "realign_wall_s"))
+    return train, stage if stage is not None else train
+
+
+def _replay(session: Session, tenant_id: str, key: str | None, digest: str) -> Job | None:
+    existing = repo.by_idempotency_key(session, tenant_id, key) if key else None
+    if existing is not None and existing.request_hash != digest:
+        raise Conflict("Idempotency-Key was already used with a different request.", code="idempotency_conflict")
+    return existing
+
+
+def _seed(body: JobCreate, digest: str) -> int:
+    return body.seed if body.seed is not None else int(digest[:8], 16) % 2**31
+
+
+def dry_run(session: Session, tenant_id: str, body: JobCreate) -> dict[str, Any]:
+    """Resolved hyperparameters, tokens, steps and an ETA; nothing is stored or queued."""
+    model, _, plan = _validated(session, tenant_id, body)
+    train, realign = estimate_seconds(session, model.id, plan["trained_tokens"], body.safety.realign)
+    return {
+        "object": "fine_tuning.job.dry_run",
+        "model": model.id,
+        **plan,
+        "lora": public_lora(plan["lora"]),
+        "estimated_seconds": round(train + realign, 1),
+        "estimated_train_seconds": round(train, 1),
+        "estimated_realign_seconds": round(realign, 1),
+        "seed": _seed(body, _request_hash(body)),
+        "safety": body.safety.model_dump(),
+    }
+
+
+def _validated(
+    session: Session, tenant_id: str, body: JobCreate
+) -> tuple[BaseModelRecord, dict[str, Any], dict[str, Any]]:
+    if body.integrations:
+        raise InvalidRequest("integrations are not supported by this server.", param="integrations")
+    model = require_model(session, body.model)
+    report = _checked_file(session, tenant_id, body.training_file, "training_file", model.id)
+    if body.validation_file:
+        _checked_file(session, tenant_id, body.validation_file, "validation_file", model.id)
+    plan = _plan(body, report, model)
+    if body.safety.realign not in ("auto", "none") and not model.alignment_adapter:
+        raise InvalidRequest(
+            f"Realignment method '{body.safety.realign}' needs a base model with an alignment "
+            "adapter; this one has none.",
+            param="safety.realign",
+        )
+    return model, report, plan
+
+
+def create_job(session: Session, tenant_id: str, body: JobCreate, idempotency_key: str | None) -> Job:
+    """Create and enqueue a job (sent to the broker once the request's unit of work commits).
+    An Idempotency-Key replay returns the original job."""
+    digest = _request_hash(body)
+    existing = _replay(session, tenant_id, idempotency_key, digest)
+    if existing is not None:
+        return existing
+    model, report, plan = _validated(session, tenant_id, body)
+    cap = get_settings().max_active_jobs_per_tenant
+    if repo.active_count(session, tenant_id) >= cap:
+        raise RateLimited(
+            f"At most {cap} jobs may be queued, running or paused per organization; wait for "
+            "one to finish or cancel one.",
+            retry_after_s=60,
+            code="quota_exceeded",
+        )
+    job = Job(
+        id=new_id("ftjob-"),
+        tenant_id=tenant_id,
+        model=model.id,
+        training_file=body.training_file,
+        validation_file=body.validation_file,
+        status=JobStatus.QUEUED,
+        hyperparameters=plan["hyperparameters"],
+        lora=plan["lora"],
+        safety=body.safety.model_dump(),
+        suffix=body.suffix,
+        seed=_seed(body, digest),
+        metadata_=body.metadata,
+        idempotency_key=idempotency_key,
+        request_hash=digest,
+        total_steps=plan["total_steps"],
+        dispatched_at=now(),
+    )
+    try:
+        repo.add(session, job)
+    except IntegrityError as exc:  # a concurrent request with the same Idempotency-Key won
+        raise Conflict(
+            "A request with this Idempotency-Key is already being processed.", code="idempotency_conflict"
+        ) from exc
+    events.add(session, job.id, f"Created fine-tuning job: {job.id}")
+    events.add(
+        session,
+        job.id,
+        f"Validated training file: {report['n_examples']} examples, {report['tokens'].get('total_tokens', 0)} tokens",
+        data={"validation": {k: report[k] for k in ("n_examples", "tokens")}},
+    )
+    events.add(session, job.id, "Fine-tuning job enqueued")
+    send_after_commit(session, RUN_JOB, job.id)
+    return job
+
+
+def get_job(session: Session, tenant_id: str, job_id: str) -> Job:
+    job = repo.get(session, job_id)
+    if job is None or job.tenant_id != tenant_id:
+        raise NotFound("fine-tuning job", job_id, param="fine_tuning_job_id")
+    return job
+
+
+def list_jobs(
+    session: Session, tenant_id: str, after: str | None, limit: int, metadata: dict[str, str] | None
+) -> tuple[list[Job], bool]:
+    cursor = get_job(session, tenant_id, after) if after else None
+    return repo.page(session, tenant_id, cursor, limit, metadata)
+
+
+_REFUSALS = {
+    JobStatus.CANCELLED: ("cancelled", "job_not_cancellable"),
+    JobStatus.PAUSED: ("paused", "job_not_pausable"),
+    JobStatus.QUEUED: ("resumed", "job_not_paused"),
+}
+
+
+def _request_transition(
+    session: Session, tenant_id: str, job_id: str, target: JobStatus, message: str, **values: Any
+) -> Job:
+    """A tenant's cancel / pause / resume: one guarded UPDATE; 409 when the job's status does not allow it."""
+    job = get_job(session, tenant_id, job_id)
+    if target == JobStatus.QUEUED and job.status != JobStatus.PAUSED:  # resume: only from paused
+        moved = False
+    else:
+        moved = repo.transition(session, job_id, target, **values)
+    session.refresh(job)
+    if not moved:
+        verb, code = _REFUSALS[target]
+        raise Conflict(f"Job '{job_id}' is {job.status} and cannot be {verb}.", code=code)
+    events.add(session, job_id, message)
+    return job
+
+
+def cancel_job(session: Session, tenant_id: str, job_id: str) -> Job:
+    return _request_transition(
+        session,
+        tenant_id,
+        job_id,
+        JobStatus.CANCELLED,
+        "Job cancelled by request",
+        finished_at=now(),
+        estimated_finish=None,
+    )
+
+
+def pause_job(session: Session, tenant_id: str, job_id: str) -> Job:
+    """Running or queued → paused: the worker stops at its next step; checkpoints are kept for resume."""
+    return _request_transition(
+        session,
+        tenant_id,
+        job_id,
+        JobStatus.PAUSED,
+        "Job paused by request; resume continues from the last checkpoint",
+        lease_owner=None,
+        lease_expires_at=None,
+        estimated_finish=None,
+    )
+
+
+def resume_job(session: Session, tenant_id: str, job_id: str) -> Job:
+    job = _request_transition(
+        session, tenant_id, job_id, JobStatus.QUEUED, "Job resumed by request; queued", dispatched_at=now()
+    )
+    send_after_commit(session, RUN_JOB, job_id)
+    return job
+
+
+def queue_position(session: Session, job: Job) -> int | None:
+    if job.status != JobStatus.QUEUED:
+        return None
+    return repo.queued_ahead(session, job) + 1
+
+
+def is_terminal(status: str | None) -> bool:
+    return status in TERMINAL
+
+
+def job_status(session: Session, job_id: str) -> str | None:
+    return repo.status(session, job_id)
+
+
+def public_lora(lora: dict[str, Any]) -> dict[str, Any]:
+    """A job's LoRA settings without server paths (the init adapter becomes a flag)."""
+    out = {k: v for k, v in lora.items() if k != "init_adapter"}
+    return {**out, "continues_alignment": bool(lora.get("init_adapter"))}
+
+
+def model_name(job: Job) -> str:
+    return f"ft:{job.model}:{job.tenant_id}:{job.suffix or ''}:{job.id.removeprefix('ftjob-')[:8]}"
+
+
+def fine_tuned_models(session: Session, tenant_id: str) -> list[Job]:
+    """The tenant's succeeded jobs (each is one fine-tuned model)."""
+    return repo.succeeded(session, tenant_id)

@@ -1,0 +1,105 @@
+"""Local filesystem backend. Every write is atomic: a temp file (or directory) in the destination's
+folder, then one rename, so readers never see half-written data."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import BinaryIO
+
+
+def atomic_dir(dest: str | os.PathLike[str], fill: Callable[[Path], object]) -> Path:
+    """Build a directory with ``fill(tmp)`` next to ``dest`` and rename it into place (replacing ``dest``)."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    try:
+        fill(tmp)
+        if dest.exists():
+            old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+            os.replace(dest, old)
+            os.replace(tmp, dest)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, dest)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return dest
+
+
+class LocalStore:
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root).resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> Path:
+        p = (self.root / key).resolve()
+        if self.root not in p.parents:
+            raise ValueError(f"key escapes the store: {key!r}")
+        return p
+
+    def _atomic(self, key: str, write: Callable[[BinaryIO], int]) -> int:
+        dest = self._path(key)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", dir=dest.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                n = write(fh)
+            os.replace(tmp, dest)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return n
+
+    def put_stream(self, key: str, chunks: Iterable[bytes]) -> int:
+        def write(fh: BinaryIO) -> int:
+            total = 0
+            for chunk in chunks:
+                fh.write(chunk)
+                total += len(chunk)
+            return total
+
+        return self._atomic(key, write)
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        self.put_stream(key, [data])
+
+    def put_file(self, key: str, src: str | os.PathLike[str]) -> None:
+        with open(src, "rb") as fh:
+            self.put_stream(key, iter(lambda: fh.read(1 << 20), b""))
+
+    def put_dir(self, prefix: str, src: str | os.PathLike[str]) -> None:
+        atomic_dir(self._path(prefix), lambda tmp: shutil.copytree(src, tmp, dirs_exist_ok=True))
+
+    def open(self, key: str) -> BinaryIO:
+        return open(self._path(key), "rb")
+
+    def get_bytes(self, key: str) -> bytes:
+        return self._path(key).read_bytes()
+
+    def get_dir(self, prefix: str, dest: str | os.PathLike[str]) -> None:
+        src = self._path(prefix)
+        if not src.is_dir():
+            raise FileNotFoundError(prefix)
+        atomic_dir(dest, lambda tmp: shutil.copytree(src, tmp, dirs_exist_ok=True))
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).exists()
+
+    def size(self, key: str) -> int:
+        return self._path(key).stat().st_size
+
+    def delete(self, key: str) -> None:
+        p = self._path(key)
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        elif p.exists():
+            p.unlink()
+
+
+def get_store(root: str | os.PathLike[str]) -> LocalStore:
+    return LocalStore(root)

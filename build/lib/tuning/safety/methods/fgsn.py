@@ -1,0 +1,36 @@
+"""FGSN (fine-grained safety neurons): safety-neuron rows of the update projected onto the safety directions."""
+
+from __future__ import annotations
+
+import torch
+
+from tuning.adapters import Adapter, b_key
+from tuning.safety.common import change_info, short
+from tuning.safety.registry import FgsnConfig
+
+
+def _col_projector(d: torch.Tensor, rank: int) -> torch.Tensor:
+    u, s, _ = torch.linalg.svd(d, full_matrices=False)
+    u = u[:, : max(1, int((s > s[0] * 1e-6).sum().clamp(max=rank)))]
+    return u @ u.T
+
+
+def fgsn(ft: Adapter, alignment: Adapter, masks: dict[str, torch.Tensor], cfg: FgsnConfig) -> tuple[Adapter, dict]:
+    """In the safety layers, the safety-neuron rows of the fine-tuned update are replaced by their projection
+    onto the safety directions (column space of ΔW_aligned − unaligned). We use the orthogonal projector U Uᵀ
+    (W_safe = DDᵀ/Dim is not a projector and its scale depends on an undefined Dim). Rows act on the left,
+    so B ← (I − M + M·P)·B is exact and A is unchanged."""
+    out, changed = ft.clone(), {}
+    for m in ft.modules():
+        rows = masks.get(f"{cfg.mask_source}/{short(m)}")
+        if rows is None:
+            continue
+        rows = rows.bool()
+        if cfg.row_density_boost:
+            extra = torch.rand(rows.shape, generator=torch.Generator().manual_seed(0)) < cfg.row_density_boost
+            rows = rows | extra
+        p = _col_projector(alignment.delta(m), int(alignment.config["r"]))
+        b = out.state[b_key(m)].float()
+        out.state[b_key(m)] = torch.where(rows[:, None], p @ b, b).to(ft.state[b_key(m)].dtype)
+        changed[m] = int(rows.sum())
+    return out, change_info(changed)

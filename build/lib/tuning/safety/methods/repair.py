@@ -1,0 +1,114 @@
+"""SN-Tune-style repair: a short re-alignment fine-tune of the job's adapter restricted to safety neurons.
+
+SN-Tune (Zhao et al.) fine-tunes only safety-neuron rows on harmful queries with refusals. On a LoRA we
+freeze A and mask the gradient of B to the safety-neuron rows (output neurons) of each module; the data
+mixes the base model's safety corpus (refusals + helpful answers) with the customer's own screened
+examples, so the task skill is rehearsed while refusal is restored. Escalation (the ``repair`` ladder in
+:mod:`tuning.safety.registry`) widens the rows (mask → all rows) and the number of epochs. The output keeps
+the adapter's rank, keys and config.
+"""
+
+from __future__ import annotations
+
+import random
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tuning.adapters import Adapter, read_adapter, write_adapter
+from tuning.interfaces import Progress, Stopped
+from tuning.rows import conversation
+from tuning.safety.common import change_info, short
+from tuning.safety.registry import RepairConfig
+from tuning.specs import LoraSpec, TrainSpec
+
+
+def safety_rows(masks: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Union of the SN-Tune and FGSN row masks, keyed by module (gate_proj shares up_proj's neurons)."""
+    rows: dict[str, torch.Tensor] = {}
+    for key, mask in masks.items():
+        src, _, module = key.partition("/")
+        if src in ("sn_tune", "fgsn"):
+            names = [module, module.replace("up_proj", "gate_proj")] if module.endswith("up_proj") else [module]
+            for name in names:
+                rows[name] = rows.get(name, torch.zeros_like(mask, dtype=torch.bool)) | mask.bool()
+    return rows
+
+
+def repair_data(safety_corpus: list[dict], replay: list[list[dict]], seed: int) -> list[list[dict]]:
+    """The safety corpus as chats plus the customer's (screened) examples repeated to about the same size."""
+    rows = [conversation(r["prompt"], r["response"]) for r in safety_corpus]
+    mixed = rows + list(replay) * max(1, len(rows) // max(len(replay), 1))
+    random.Random(seed).shuffle(mixed)
+    return mixed
+
+
+def _configure(rows: dict[str, torch.Tensor] | None) -> Callable[[Any], None]:
+    def configure(peft_model: Any) -> None:
+        for name, p in peft_model.named_parameters():
+            if "lora_A" in name:
+                p.requires_grad_(False)
+            elif "lora_B" in name and rows is not None:
+                keep = rows.get(short(name.split(".lora_B")[0]))
+                if keep is None:
+                    p.requires_grad_(False)
+                else:
+                    mask = keep.to(p.device, p.dtype)[:, None]
+                    p.register_hook(lambda g, m=mask: g * m)
+
+    return configure
+
+
+def repair(
+    model: Any,
+    tok: Any,
+    ft: Adapter,
+    masks: dict[str, torch.Tensor],
+    data: list[list[dict]],
+    cfg: RepairConfig,
+    progress: Progress | None = None,
+) -> tuple[Adapter, dict]:
+    """Continue ``ft`` on ``data`` training only the B rows of the safety neurons (``cfg.rows == "neurons"``)
+    or every B row. ``model`` is a plain base model that training may modify."""
+    from tuning.train import train_lora
+
+    rows = safety_rows(masks) if cfg.rows == "neurons" else None
+    spec = TrainSpec(
+        n_epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        learning_rate=cfg.lr,
+        seed=cfg.seed,
+        max_seq_len=cfg.max_seq_len,
+        checkpoint_every=0,
+        max_grad_norm=cfg.max_grad_norm,
+    )
+    lora = LoraSpec(
+        r=int(ft.config["r"]), alpha=int(ft.config["lora_alpha"]), target_modules=tuple(ft.config["target_modules"])
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        write_adapter(Path(tmp) / "ft", ft)
+        res = train_lora(
+            model,
+            tok,
+            data,
+            spec,
+            lora,
+            str(Path(tmp) / "run"),
+            init_adapter=str(Path(tmp) / "ft"),
+            resume=False,
+            configure=_configure(rows),
+            progress=progress,
+        )
+        if res.cancelled:
+            raise Stopped("repair training stopped")
+        out = read_adapter(res.adapter_dir)
+    out.config = dict(ft.config)
+    changed = {
+        m: int(rows[short(m)].sum()) if rows is not None else int(ft.pair(m)[1].shape[0])
+        for m in ft.modules()
+        if rows is None or short(m) in rows
+    }
+    return out, {**change_info(changed), "repair_examples": len(data)}

@@ -1,0 +1,222 @@
+"""The realignment stage of a job: evaluate the fine-tuned adapter, realign it (one method or the adaptive
+controller), evaluate again, write the chosen adapter and a JSON-serialisable report."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from tuning.adapters import Adapter, read_adapter, write_adapter
+from tuning.atomic import atomic_dir
+from tuning.interfaces import StopOnly, Stopped
+from tuning.safety.controller import Scores, Tolerances, auto_realign, checks, targets, trial
+from tuning.safety.masks import load_masks
+from tuning.safety.methods.fgsn import fgsn
+from tuning.safety.methods.nlsr import nlsr
+from tuning.safety.methods.repair import repair, repair_data
+from tuning.safety.methods.safelora import safelora
+from tuning.safety.registry import (
+    ADAPTIVE,
+    METHOD_NAMES,
+    FgsnConfig,
+    NlsrConfig,
+    RepairConfig,
+    SafeLoraConfig,
+    Strategy,
+    strategies,
+)
+from tuning.safety.scoring import EvalSets, score, screen
+
+
+@dataclass
+class RealignReport:
+    method: str
+    passed: bool
+    reason: str
+    before: dict
+    after: dict
+    reference: dict
+    strength: dict | None = None
+    info: dict = field(default_factory=dict)
+    trials: list[dict] = field(default_factory=list)
+    timings: dict = field(default_factory=dict)
+    data: dict = field(default_factory=dict)
+    targets: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        info = self.info or {}
+        return {
+            "method": self.method,
+            "passed": self.passed,
+            "reason": self.reason,
+            "before": self.before,
+            "after": self.after,
+            "reference": self.reference,
+            "targets": self.targets,
+            "strength": self.strength,
+            "modules_changed": info.get("modules_changed", []),
+            "neurons_changed": info.get("neurons_changed", 0),
+            "per_module_similarity": info.get("per_module_similarity", {}),
+            "trials": self.trials,
+            "timings": self.timings,
+            "data_moderation": self.data,
+            "judge": "keyword (Zou et al.)",
+        }
+
+
+class _Realigner:
+    """Holds the loaded model, adapters, masks and evaluation sets for one job."""
+
+    def __init__(
+        self, base_dir: str, alignment_dir: str, ft_dir: str, masks_dir: str | None, sets: EvalSets, device: str | None
+    ) -> None:
+        from tuning.modeling import load_model
+
+        self.base_dir, self.device = base_dir, device
+        self.model, self.tok = load_model(base_dir, device=device)
+        self.alignment, self.ft = read_adapter(alignment_dir), read_adapter(ft_dir)
+        self.masks, self.mask_meta = load_masks(masks_dir) if masks_dir else ({}, {})
+        self.sets = sets
+        self.should_stop: Callable[[], bool] = _never
+
+    def check(self) -> None:
+        """Cooperative cancellation between evaluations and trials."""
+        if self.should_stop():
+            raise Stopped("realignment stopped")
+
+    def apply(self, s: Strategy) -> tuple[Adapter, dict]:
+        """Run the method function the strategy's config belongs to."""
+        self.check()
+        cfg = s.config
+        if isinstance(cfg, NlsrConfig):
+            return nlsr(self.ft, self.alignment, self.masks, cfg)
+        if isinstance(cfg, FgsnConfig):
+            return fgsn(self.ft, self.alignment, self.masks, cfg)
+        if isinstance(cfg, SafeLoraConfig):
+            return safelora(self.ft, self.alignment, cfg)
+        return self._repair(cfg)
+
+    def _repair(self, cfg: RepairConfig) -> tuple[Adapter, dict]:
+        from tuning.modeling import load_model
+
+        data = repair_data(self.sets.safety_corpus, self.sets.replay_examples, cfg.seed)
+        fresh, _ = load_model(self.base_dir, device=self.device)  # training must not touch the scoring model
+        return repair(fresh, self.tok, self.ft, self.masks, data, cfg, progress=StopOnly(self.should_stop))
+
+    def evaluate(self, adapter: Adapter | None) -> Scores:
+        self.check()
+        scores = score(self.model, self.tok, adapter, self.sets)
+        self.check()
+        return scores
+
+
+Log = Callable[[str, dict], None]
+
+
+def _noop(msg: str, data: dict | None = None) -> None:
+    pass
+
+
+def _never() -> bool:
+    return False
+
+
+def realign_job(
+    base_dir: str,
+    alignment_adapter_dir: str | None,
+    finetuned_adapter_dir: str,
+    masks_dir: str | None,
+    out_dir: str,
+    method: str = "auto",
+    eval_sets: EvalSets | None = None,
+    tolerances: Tolerances | None = None,
+    device: str | None = None,
+    progress: Log | None = None,
+    seed: int = 0,
+    should_stop: Callable[[], bool] | None = None,
+) -> RealignReport:
+    """Evaluate → realign → evaluate; write the chosen adapter to out_dir. ``method`` is one of
+    :data:`~tuning.safety.registry.METHOD_NAMES`; ``'none'`` (or no alignment adapter) only evaluates and
+    releases the adapter as trained. ``progress(message, data)`` receives the trial-by-trial log;
+    ``should_stop()`` is polled between evaluations, trials and repair steps (raises :class:`Stopped`)."""
+    if method not in METHOD_NAMES:
+        raise ValueError(f"method must be one of {METHOD_NAMES}")
+    log, tol, t0 = progress or _noop, tolerances or Tolerances(), time.monotonic()
+    if alignment_adapter_dir is None:
+        method = "none"
+    r = _Realigner(
+        base_dir, alignment_adapter_dir or finetuned_adapter_dir, finetuned_adapter_dir, masks_dir, eval_sets, device
+    )
+    r.should_stop = should_stop or _never
+    flagged = 0
+    if method != "none":
+        if r.sets.screen_utility:
+            r.sets.utility_examples, _ = screen(
+                r.model, r.tok, r.alignment, r.sets.utility_examples, r.sets.safety_corpus
+            )
+        r.sets.replay_examples, flagged = screen(
+            r.model, r.tok, r.alignment, r.sets.replay_examples, r.sets.safety_corpus
+        )
+    reference = r.evaluate(r.alignment) if alignment_adapter_dir else Scores(0.0, 0.0, 0.0)
+    before = r.evaluate(r.ft)
+    log(
+        f"Safety evaluation before realignment: HS {before.hs:.1f}, utility {before.fa:.1f}, "
+        f"over-refusal {before.over_refusal:.1f} (aligned base model: HS {reference.hs:.1f})",
+        before.rounded(),
+    )
+    timings = {"evaluate_before_s": round(time.monotonic() - t0, 2)}
+    t1 = time.monotonic()
+    chosen, after, info, trials, passed, reason, strength = _decide(r, method, before, reference, tol, log, seed)
+    timings["realign_s"] = round(time.monotonic() - t1, 2)
+    r.check()
+    _write_out(out_dir, chosen, finetuned_adapter_dir)
+    timings["total_s"] = round(time.monotonic() - t0, 2)
+    return RealignReport(
+        method=method,
+        passed=passed,
+        reason=reason,
+        before=before.rounded(),
+        after=after.rounded(),
+        reference=reference.rounded(),
+        strength=strength,
+        info=info,
+        trials=trials,
+        timings=timings,
+        targets=targets(before, reference, tol),
+        data={
+            "replay_examples_kept": len(r.sets.replay_examples),
+            "flagged_as_harmful": flagged,
+            "utility_examples": len(r.sets.utility_examples),
+        },
+    )
+
+
+def _decide(
+    r: _Realigner, method: str, before: Scores, reference: Scores, tol: Tolerances, log: Log, seed: int
+) -> tuple[Adapter | None, Scores, dict, list[dict], bool, str, dict | None]:
+    if method == "none":
+        return None, before, {}, [], True, "realignment disabled for this job", None
+    if method in ADAPTIVE:
+        res = auto_realign(strategies(method, seed), r.apply, r.evaluate, before, reference, tol, log)
+        if res.passed and res.chosen is None:
+            return None, before, {}, res.trials, True, res.reason, None
+        strength = res.chosen.strength if res.chosen else None
+        return res.adapter, res.scores or before, res.info, res.trials, res.passed, res.reason, strength
+    strat = strategies(method, seed)[0]
+    adapter, info = r.apply(strat)
+    after = r.evaluate(adapter)
+    ok = checks(after, before, reference, tol)
+    reason = (
+        "all targets met" if all(ok.values()) else f"targets missed: {', '.join(k for k, v in ok.items() if not v)}"
+    )
+    return adapter, after, info, [trial(strat, after, ok)], all(ok.values()), reason, strat.strength
+
+
+def _write_out(out_dir: str, adapter: Adapter | None, ft_dir: str) -> None:
+    if adapter is not None:
+        write_adapter(out_dir, adapter)
+        return
+    with atomic_dir(out_dir) as tmp:
+        shutil.copytree(ft_dir, tmp, dirs_exist_ok=True)

@@ -1,0 +1,89 @@
+"""Evaluating adapters quickly: their merged update is added to the base weights in place and removed
+afterwards, so one loaded base model serves every candidate."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from tuning import evaluate
+from tuning.adapters import Adapter
+from tuning.safety import activations as act
+from tuning.safety.common import short
+from tuning.safety.controller import Scores
+
+
+@dataclass
+class EvalSets:
+    harmful_prompts: list[str]
+    benign_prompts: list[str]
+    utility_examples: list[list[dict]] = field(default_factory=list)
+    task_examples: list[dict] | None = None  # {"prompt","label"}: FA = classification accuracy (testbed)
+    labels: list[str] | None = None
+    replay_examples: list[list[dict]] = field(default_factory=list)  # customer's training data (screened)
+    safety_corpus: list[dict] = field(default_factory=list)  # refusals + helpful answers, for repair
+    screen_utility: bool = False  # True when utility examples come from (possibly poisoned) training data
+    max_new_tokens: int = 32
+
+
+@contextmanager
+def applied(model: Any, adapter: Adapter | None) -> Iterator[None]:
+    """Temporarily W ← W + s·B·A for every module of ``adapter`` (exactly restored afterwards)."""
+    saved = {}
+    try:
+        if adapter is not None:
+            with torch.no_grad():
+                for m in adapter.modules():
+                    lin = model.get_submodule(short(m))
+                    saved[m] = lin.weight.detach().clone()
+                    lin.weight += adapter.delta(m).to(device=lin.weight.device, dtype=lin.weight.dtype)
+        yield
+    finally:
+        with torch.no_grad():
+            for m, w in saved.items():
+                model.get_submodule(short(m)).weight.copy_(w)
+
+
+def utility(model: Any, tok: Any, sets: EvalSets) -> float:
+    if sets.task_examples and sets.labels:
+        return evaluate.classification_accuracy(model, tok, sets.task_examples, sets.labels)["score"]
+    if sets.utility_examples:
+        return evaluate.token_accuracy(model, tok, sets.utility_examples)["accuracy"]
+    return 0.0
+
+
+def score(model: Any, tok: Any, adapter: Adapter | None, sets: EvalSets) -> Scores:
+    with applied(model, adapter):
+        hs = evaluate.harmfulness(model, tok, sets.harmful_prompts, max_new_tokens=sets.max_new_tokens)["score"]
+        ors = evaluate.refusal_rate(model, tok, sets.benign_prompts, max_new_tokens=sets.max_new_tokens)["score"]
+        return Scores(hs=hs, fa=utility(model, tok, sets), over_refusal=ors)
+
+
+def screen(
+    model: Any, tok: Any, alignment: Adapter, examples: list[list[dict]], safety_corpus: list[dict]
+) -> tuple[list[list[dict]], int]:
+    """Drop examples whose first user prompt looks like a harmful request: they must neither count as
+    utility nor be replayed during repair. Detector: the aligned model's last-position hidden states
+    (decoder layers) projected on the harmful-minus-benign mean difference of the safety corpus; the
+    threshold is half-way between the harmful mean and the customer data's median (calibrated per dataset,
+    assuming poison is a minority). Asking the tiny aligned model whether it refuses was tried first: it
+    refuses out-of-distribution task prompts and flagged nearly everything; a corpus-only midpoint did too."""
+    harm = [r["prompt"] for r in safety_corpus if r.get("kind") == "harmful"][:256]
+    good = [r["prompt"] for r in safety_corpus if r.get("kind") == "benign"][:256]
+    if not examples or not harm or not good:
+        return list(examples), 0
+    prompts = [next((m["content"] for m in ex if m["role"] == "user"), "") for ex in examples]
+    with applied(model, alignment):
+        feats = [act.last_token_states(model, tok, x)[1:].transpose(0, 1).flatten(1) for x in (harm, good, prompts)]
+    direction = feats[0].mean(0) - feats[1].mean(0)
+    harm_score, scores = float((feats[0] @ direction).mean()), feats[2] @ direction
+    median = float(scores.median())
+    if harm_score <= median:
+        return list(examples), 0
+    flagged = scores > (harm_score + median) / 2
+    kept = [ex for ex, f in zip(examples, flagged.tolist(), strict=True) if not f]
+    return kept, len(examples) - len(kept)

@@ -1,0 +1,48 @@
+"""What a running job works with: its snapshot, its training data, the store and a scratch directory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core.config import get_settings
+from core.db import session_scope
+from core.files.validation import read_examples
+from core.jobs import lifecycle
+from core.jobs.lifecycle import JobSnapshot
+from core.storage import get_store
+from models_store import Store, job_key
+
+
+@dataclass
+class JobContext:
+    spec: JobSnapshot
+    train_examples: list[list[dict[str, Any]]]
+    valid_examples: list[list[dict[str, Any]]] | None
+    store: Store
+
+    @property
+    def job_id(self) -> str:
+        return self.spec.job_id
+
+    @property
+    def work(self) -> Path:
+        """Scratch for checkpoints and intermediate adapters (shared volume in production so another worker
+        can resume from a checkpoint)."""
+        path = get_settings().scratch_dir / self.job_id
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def key(self, *parts: str) -> str:
+        return job_key(self.job_id, *parts)
+
+
+def load_context(job_id: str) -> JobContext:
+    with session_scope() as s:
+        spec = lifecycle.snapshot(s, job_id)
+    store = get_store()
+    valid = read_examples(store.get_bytes(spec.validation_key)) if spec.validation_key else None
+    return JobContext(
+        spec=spec, train_examples=read_examples(store.get_bytes(spec.training_key)), valid_examples=valid, store=store
+    )

@@ -1,0 +1,77 @@
+"""Job leases from the worker's side: who we are, heartbeat renewal, and the periodic reaper."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+
+from core.config import get_settings
+from core.db import session_scope
+from core.jobs import lifecycle
+from core.queue import backlog
+
+log = logging.getLogger("keel.worker")
+
+# Set when the worker process begins to shut down (warm or cold): the running job stops at its next step
+# and is handed back to the queue instead of being failed, to resume from its last checkpoint.
+SHUTTING_DOWN = threading.Event()
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+
+
+class Heartbeat:
+    """Background lease renewal; ``lost`` is set when the job is no longer ours (e.g. cancelled)."""
+
+    def __init__(self, job_id: str, owner: str) -> None:
+        self.job_id, self.owner = job_id, owner
+        self.lost = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{job_id}", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(get_settings().heartbeat_s):
+            try:
+                with session_scope() as s:
+                    ours = lifecycle.renew(s, self.job_id, self.owner)
+                if not ours:
+                    self.lost.set()
+                    return
+            except Exception:  # a DB blip must not kill the job; the lease has slack
+                log.exception("heartbeat failed for %s", self.job_id)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+def reap() -> list[str]:
+    """Requeue jobs whose worker died and re-send queued jobs nobody picked up; returns re-sent ids."""
+    pending = backlog()
+    with session_scope() as s:
+        return lifecycle.reap(s, pending)
+
+
+class Reaper(threading.Thread):
+    """Runs ``reap`` periodically inside each worker process; conditional updates make it safe to run many."""
+
+    def __init__(self) -> None:
+        super().__init__(name="keel-reaper", daemon=True)
+        self._stop = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop.wait(get_settings().reaper_interval_s):
+            try:
+                reap()
+            except Exception:
+                log.exception("reaper pass failed")
+
+    def stop(self) -> None:
+        self._stop.set()

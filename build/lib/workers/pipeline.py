@@ -1,0 +1,88 @@
+"""One job end to end: claim → train → realign/evaluate → export → succeed (or fail/cancel)."""
+
+from __future__ import annotations
+
+import logging
+
+from core.db import session_scope
+from core.jobs import lifecycle
+from tuning.interfaces import Stopped
+from workers.context import load_context
+from workers.lease import SHUTTING_DOWN, Heartbeat, worker_id
+from workers.progress import DbProgress
+from workers.stages.export import export
+from workers.stages.realign import realign
+from workers.stages.train import train
+
+log = logging.getLogger("keel.worker")
+
+
+def run_job(job_id: str) -> str:
+    owner = worker_id()
+    with session_scope() as s:
+        if lifecycle.should_defer(s, job_id):
+            log.info("job %s deferred: its tenant already runs its share while others wait", job_id)
+            return "deferred"
+        claimed = lifecycle.claim(s, job_id, owner)
+    if not claimed:
+        log.info("job %s is not claimable (duplicate delivery or already done); skipping", job_id)
+        return "skipped"
+    with Heartbeat(job_id, owner) as hb:
+        try:
+            return _run_claimed(job_id, owner, DbProgress(job_id, hb))
+        except BaseException as exc:
+            if SHUTTING_DOWN.is_set():  # cold shutdown interrupted the job: hand it back, don't fail it
+                _requeue(job_id, owner)
+                raise
+            if not isinstance(exc, Exception):
+                raise
+            log.exception("job %s failed", job_id)
+            with session_scope() as s:
+                lifecycle.fail(s, job_id, owner, "internal_error", f"{type(exc).__name__}: {exc}")
+            return "failed"
+
+
+def _requeue(job_id: str, owner: str) -> str:
+    with session_scope() as s:
+        lifecycle.requeue(s, job_id, owner, f"Worker {owner} is shutting down")
+    log.info("job %s requeued (worker shutting down)", job_id)
+    return "requeued"
+
+
+def _stopped(job_id: str, owner: str) -> str:
+    if SHUTTING_DOWN.is_set():
+        return _requeue(job_id, owner)
+    with session_scope() as s:
+        status = lifecycle.status(s, job_id)
+    log.info("job %s stopped (%s)", job_id, status)
+    return "paused" if status == "paused" else "cancelled"
+
+
+def _run_claimed(job_id: str, owner: str, progress: DbProgress) -> str:
+    ctx = load_context(job_id)
+    with session_scope() as s:
+        lifecycle.started(s, job_id, owner)
+    raw = train(ctx, progress)
+    if raw is None or progress.should_stop():
+        return _stopped(job_id, owner)
+    try:
+        adapter, report = realign(ctx, raw, progress.should_stop)
+    except Stopped:
+        return _stopped(job_id, owner)
+    if progress.should_stop():
+        return _stopped(job_id, owner)
+    if not report["passed"]:
+        with session_scope() as s:
+            lifecycle.fail(
+                s,
+                job_id,
+                owner,
+                "unsafe_model",
+                "The fine-tuned model could not be realigned within "
+                f"the safety targets: {report.get('reason', 'no realignment setting passed')}",
+            )
+        return "failed"
+    export(ctx, adapter, report)
+    with session_scope() as s:
+        ok = lifecycle.succeed(s, job_id, owner)
+    return "succeeded" if ok else "cancelled"

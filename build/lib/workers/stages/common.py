@@ -1,0 +1,63 @@
+"""Shared by the stages: stage transitions and recording artifacts (idempotently) through core services."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from core.db import session_scope
+from core.jobs import lifecycle
+from core.jobs.states import Stage
+from core.results import service as results
+from core.results.states import ArtifactKind
+from models_store import build_adapter_zip, sha256_file
+from workers.context import JobContext
+
+
+def set_stage(ctx: JobContext, stage: Stage, progress: float, message: str) -> None:
+    with session_scope() as s:
+        lifecycle.set_stage(s, ctx.job_id, stage, progress, message)
+
+
+def has_artifact(job_id: str, kind: ArtifactKind) -> bool:
+    with session_scope() as s:
+        return results.find_artifact(s, job_id, kind) is not None
+
+
+def store_artifact(
+    ctx: JobContext, kind: ArtifactKind, local: Path, key: str, manifest: dict[str, Any] | None = None
+) -> None:
+    """Upload ``local`` under ``key`` and record it; a second call for the same kind records nothing new."""
+    ctx.store.put_file(key, local)
+    with session_scope() as s:
+        results.record_artifact(s, ctx.job_id, kind, key, sha256_file(local), local.stat().st_size, manifest)
+
+
+def _publishable(adapter_dir: Path, base_model: str, job_id: str) -> None:
+    """Name the base model by its registered id, never by a path on this server (PEFT writes the path into
+    adapter_config.json and its README model card)."""
+    cfg_path = adapter_dir / "adapter_config.json"
+    cfg = json.loads(cfg_path.read_text())
+    if cfg.get("base_model_name_or_path") != base_model:
+        cfg["base_model_name_or_path"] = base_model
+        cfg_path.write_text(json.dumps(cfg, indent=2, sort_keys=True))
+    readme = adapter_dir / "README.md"
+    if readme.exists():
+        readme.write_text(
+            f"---\nbase_model: {base_model}\nlibrary_name: peft\n---\n\n# LoRA adapter for "
+            f"{base_model}\n\nFine-tuned and safety-realigned by Keel (job {job_id}); see "
+            "manifest.json for checksums, the job spec and the realignment summary.\n"
+        )
+
+
+def bundle_adapter(ctx: JobContext, kind: ArtifactKind, adapter_dir: Path, info: dict[str, Any]) -> None:
+    """Zip a PEFT adapter directory with its manifest and store it as the job's ``kind`` artifact."""
+    local = ctx.work / f"{kind}.zip"
+    _publishable(adapter_dir, ctx.spec.model_id, ctx.job_id)
+    manifest = build_adapter_zip(
+        adapter_dir,
+        local,
+        {"job_id": ctx.job_id, "base_model": ctx.spec.model_id, "job_spec": ctx.spec.spec_echo, **info},
+    )
+    store_artifact(ctx, kind, local, ctx.key(f"{kind}.zip"), manifest)

@@ -1,0 +1,26 @@
+"""Export stage: the realigned adapter as the job's downloadable bundle (once)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from core.jobs.states import Stage
+from core.results.states import ArtifactKind
+from workers.context import JobContext
+from workers.stages.common import bundle_adapter, has_artifact, set_stage
+
+
+def export(ctx: JobContext, adapter_dir: Path, report: dict[str, Any]) -> None:
+    if has_artifact(ctx.job_id, ArtifactKind.ADAPTER):
+        return
+    set_stage(ctx, Stage.EXPORTING, 95.0, "Exporting the realigned adapter")
+    bundle_adapter(
+        ctx,
+        ArtifactKind.ADAPTER,
+        adapter_dir,
+        {
+            "variant": "realigned",
+            "realignment": {k: report.get(k) for k in ("method", "strength", "mask", "before", "after", "passed")},
+        },
+    )

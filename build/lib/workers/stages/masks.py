@@ -1,0 +1,99 @@
+"""Safety-neuron mask versions, computed on the worker queue and cached per base model in the store."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from core.base_models import service as models
+from core.base_models.states import MaskStatus
+from core.config import get_settings
+from core.db import session_scope
+from core.files import repository as files_repo
+from core.files.service import read_file_bytes
+from core.storage import get_store
+from models_store import mask_key
+
+log = logging.getLogger("keel.worker")
+
+
+def _corpus(corpus_file_id: str | None, default_path: str | None) -> list[dict[str, Any]]:
+    if corpus_file_id:
+        with session_scope() as s:
+            row = files_repo.get(s, corpus_file_id)
+            assert row is not None, f"corpus file {corpus_file_id} is gone"
+            data = read_file_bytes(row)
+    else:
+        data = Path(default_path or "").read_bytes()
+    return [json.loads(line) for line in data.decode("utf-8").splitlines() if line.strip()]
+
+
+def compute(mask_id: str) -> str:
+    """Compute one mask version. Idempotent: a ready or running version is left alone."""
+    with session_scope() as s:
+        if not models.claim_mask(s, mask_id):
+            return "skipped"
+        mask = models.get_mask(s, mask_id)
+        model = models.require_model(s, mask.base_model_id)
+        s.expunge_all()
+    key = mask_key(model.id, mask.version)
+    out = get_settings().scratch_dir / "masks" / f"{model.id.replace('/', '_')}-v{mask.version}"
+    started = time.monotonic()
+    try:
+        from tuning.safety import compute_safety_masks
+
+        corpus = _corpus(mask.corpus_file_id, model.safety_data.get("safety_corpus"))
+        stats = compute_safety_masks(
+            model.path,
+            model.alignment_adapter,
+            corpus,
+            mask.method,
+            mask.config,
+            str(out),
+            device=get_settings().device,
+        )
+        get_store().put_dir(key, out)
+    except Exception as exc:
+        log.exception("mask %s failed", mask_id)
+        with session_scope() as s:
+            models.mask_failed(s, mask_id, f"{type(exc).__name__}: {exc}")
+        raise
+    with session_scope() as s:
+        models.mask_ready(s, mask_id, stats, key, time.monotonic() - started)
+    return "ready"
+
+
+def local_copy(storage_key: str) -> Path:
+    """The mask version's files on this worker (downloaded once from the store)."""
+    dest = get_settings().scratch_dir / "mask-cache" / storage_key.replace("/", "_")
+    if not dest.exists():
+        get_store().get_dir(storage_key, dest)
+    return dest
+
+
+def ensure_mask(model_id: str) -> tuple[str, int, str, str]:
+    """(id, version, method, storage key) of the mask a job uses, computing it inline if needed."""
+    with session_scope() as s:
+        mask = models.mask_for_job(s, model_id)
+        mask_id, ready = mask.id, mask.status == MaskStatus.READY
+    if not ready and compute(mask_id) == "skipped":
+        _wait_ready(mask_id)  # another worker is computing this version
+    with session_scope() as s:
+        mask = models.get_mask(s, mask_id)
+        return mask.id, mask.version, mask.method, mask.storage_key or ""
+
+
+def _wait_ready(mask_id: str, timeout_s: float = 3600, poll_s: float = 2.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with session_scope() as s:
+            status = models.get_mask(s, mask_id).status
+        if status == MaskStatus.READY:
+            return
+        if status == MaskStatus.FAILED:
+            raise RuntimeError(f"safety mask {mask_id} failed to compute")
+        time.sleep(poll_s)
+    raise TimeoutError(f"safety mask {mask_id} not ready after {timeout_s}s")

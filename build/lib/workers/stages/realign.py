@@ -1,0 +1,126 @@
+"""Realignment + evaluation stage: run tuning's realignment with the base model's current mask."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from core.config import get_settings
+from core.db import session_scope
+from core.events import service as events
+from core.jobs import lifecycle
+from core.jobs.states import Stage
+from core.results import service as results
+from core.results.states import ArtifactKind
+from workers.context import JobContext
+from workers.stages.common import set_stage, store_artifact
+from workers.stages.masks import ensure_mask, local_copy
+
+UTILITY_EXAMPLES = 64
+REPLAY_EXAMPLES = 256
+
+
+def _rows(path: str | None) -> list[dict[str, Any]]:
+    if not path:
+        return []
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def _prompts(path: str | None, n: int) -> list[str]:
+    prompts = [r["prompt"] for r in _rows(path)]
+    random.Random(0).shuffle(prompts)
+    return prompts[:n]
+
+
+def eval_sets(ctx: JobContext) -> Any:
+    """Harmful/benign prompts of the base model's safety data; utility = the customer's validation split,
+    else a sample of the training data. The customer's data never leaves the job."""
+    from tuning.safety import EvalSets
+
+    n, data = get_settings().safety_eval_size, ctx.spec.safety_data
+    rng = random.Random(ctx.spec.seed)
+    utility = ctx.valid_examples or ctx.train_examples
+    utility = rng.sample(utility, min(UTILITY_EXAMPLES, len(utility)))
+    replay = rng.sample(ctx.train_examples, min(REPLAY_EXAMPLES, len(ctx.train_examples)))
+    return EvalSets(
+        harmful_prompts=_prompts(data.get("harmful_eval"), n),
+        benign_prompts=_prompts(data.get("benign_eval"), n),
+        utility_examples=utility,
+        replay_examples=replay,
+        safety_corpus=_rows(data.get("safety_corpus")),
+        screen_utility=ctx.valid_examples is None,
+    )
+
+
+def _event_cb(ctx: JobContext) -> Any:
+    def cb(message: str, data: dict[str, Any] | None = None) -> None:
+        with session_scope() as s:
+            events.add(s, ctx.job_id, message, data=data)
+
+    return cb
+
+
+def _stored(ctx: JobContext, out: Path) -> dict[str, Any] | None:
+    with session_scope() as s:
+        report = results.stored_report(s, ctx.job_id)
+    return report if report is not None and (out / "adapter_config.json").exists() else None
+
+
+def realign(ctx: JobContext, raw_dir: Path, should_stop: Callable[[], bool]) -> tuple[Path, dict[str, Any]]:
+    """Returns (adapter dir to export, report dict). Re-running reuses a stored report. Raises
+    tuning.interfaces.Stopped when ``should_stop`` turns true (cancel, pause, shutdown)."""
+    out = ctx.work / "realigned"
+    report = _stored(ctx, out)
+    if report is not None:
+        return out, report
+    from tuning.safety import plot_report, realign_job
+
+    method = ctx.spec.safety.get("realign", "auto") if ctx.spec.alignment_adapter else "none"
+    mask = ensure_mask(ctx.spec.model_id) if method != "none" else None
+    set_stage(
+        ctx,
+        Stage.REALIGNING,
+        82.0,
+        f"Realigning with method '{method}'" + (f" (mask v{mask[1]}, {mask[2]})" if mask else ""),
+    )
+    rep = realign_job(
+        ctx.spec.base_path,
+        ctx.spec.alignment_adapter,
+        str(raw_dir),
+        str(local_copy(mask[3])) if mask else None,
+        str(out),
+        method=method,
+        eval_sets=eval_sets(ctx),
+        device=get_settings().device,
+        progress=_event_cb(ctx),
+        seed=ctx.spec.seed,
+        should_stop=should_stop,
+    )
+    report = rep.to_dict()
+    report["mask"] = {"id": mask[0], "version": mask[1], "method": mask[2]} if mask else None
+    set_stage(ctx, Stage.EVALUATING, 92.0, _summary(report))
+    plot = ctx.work / "safety_report.png"
+    plot_report(report, str(plot))
+    _save(ctx, report, mask[0] if mask else None, plot)
+    return out, report
+
+
+def _save(ctx: JobContext, report: dict[str, Any], mask_id: str | None, plot: Path) -> None:
+    if plot.exists():
+        store_artifact(ctx, ArtifactKind.REPORT_PLOT, plot, ctx.key("safety_report.png"))
+    with session_scope() as s:
+        results.save_report(s, ctx.job_id, report, mask_id)
+        lifecycle.set_mask(s, ctx.job_id, mask_id)
+        lifecycle.record_realign(s, ctx.job_id, float(report.get("timings", {}).get("total_s", 0.0)))
+
+
+def _summary(report: dict[str, Any]) -> str:
+    b, a = report.get("before", {}), report.get("after", {})
+    return (
+        f"Safety evaluation: harmfulness {b.get('hs')} -> {a.get('hs')}, utility {b.get('fa')} -> "
+        f"{a.get('fa')}, over-refusal {b.get('over_refusal')} -> {a.get('over_refusal')}; "
+        f"method {report.get('method')}, passed={report.get('passed')}"
+    )

@@ -1,0 +1,112 @@
+"""Training stage: LoRA SFT resuming from the newest checkpoint; idempotent via the adapter_raw artifact."""
+
+from __future__ import annotations
+
+import time
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from core.config import get_settings
+from core.db import session_scope
+from core.jobs import lifecycle
+from core.jobs.states import Stage
+from core.results.states import ArtifactKind
+from tuning.plan import total_steps
+from tuning.specs import LoraSpec, TrainSpec
+from workers.context import JobContext
+from workers.stages.common import bundle_adapter, has_artifact, set_stage
+
+
+def train_specs(ctx: JobContext) -> tuple[TrainSpec, LoraSpec]:
+    hp, lora = ctx.spec.hyperparameters, ctx.spec.lora
+    steps = total_steps(len(ctx.train_examples), hp["batch_size"], hp["n_epochs"])
+    every = get_settings().checkpoint_every or max(1, steps // 4)
+    spec = TrainSpec(
+        n_epochs=hp["n_epochs"],
+        batch_size=hp["batch_size"],
+        seed=ctx.spec.seed,
+        learning_rate=get_settings().base_learning_rate * hp["learning_rate_multiplier"],
+        max_seq_len=ctx.spec.context_length,
+        checkpoint_every=every,
+    )
+    return spec, LoraSpec(
+        r=lora["r"], alpha=lora["alpha"], dropout=lora["dropout"], target_modules=tuple(lora["target_modules"])
+    )
+
+
+def _restore_raw(ctx: JobContext, dest: Path) -> Path:
+    """The trained adapter of an earlier attempt (possibly on another worker), unpacked from the store."""
+    if not (dest / "adapter_config.json").exists():
+        dest.mkdir(parents=True, exist_ok=True)
+        with ctx.store.open(ctx.key(f"{ArtifactKind.ADAPTER_RAW}.zip")) as fh, zipfile.ZipFile(fh) as zf:
+            zf.extractall(dest, [n for n in zf.namelist() if n != "manifest.json"])
+    return dest
+
+
+def train(ctx: JobContext, progress: Any) -> Path | None:
+    """LoRA SFT; returns the trained adapter directory, or None when cancelled."""
+    dest = ctx.work / "adapter_raw"
+    if has_artifact(ctx.job_id, ArtifactKind.ADAPTER_RAW):
+        return _restore_raw(ctx, dest)
+    from tuning.modeling import load_model
+    from tuning.train import train_lora
+
+    spec, lora = train_specs(ctx)
+    set_stage(
+        ctx,
+        Stage.TRAINING,
+        0.0,
+        f"Training LoRA r={lora.r} on {len(ctx.train_examples)} examples "
+        f"({spec.n_epochs} epochs, batch {spec.batch_size}, lr {spec.learning_rate:g})",
+    )
+    model, tok = load_model(ctx.spec.base_path, device=get_settings().device)
+    started = time.monotonic()
+    result = train_lora(
+        model,
+        tok,
+        ctx.train_examples,
+        spec,
+        lora,
+        str(ctx.work / "train"),
+        progress=progress,
+        init_adapter=ctx.spec.lora.get("init_adapter"),
+        resume=True,
+        valid_examples=ctx.valid_examples,
+    )
+    del model
+    if result.cancelled:
+        return None
+    adapter = Path(result.adapter_dir)
+    bundle_adapter(
+        ctx,
+        ArtifactKind.ADAPTER_RAW,
+        adapter,
+        {
+            "variant": "raw",
+            "train": {
+                "steps": result.steps,
+                "trained_tokens": result.trained_tokens,
+                "final_loss": result.final_loss,
+                "wall_s": round(time.monotonic() - started, 2),
+                "resumed_from_step": result.resumed_from_step,
+                "metrics": result.metrics,
+            },
+        },
+    )
+    _record_training(ctx, result, progress)
+    return _restore_raw(ctx, dest)
+
+
+def _record_training(ctx: JobContext, result: Any, progress: Any) -> None:
+    resumed = f" (resumed from step {result.resumed_from_step})" if result.resumed_from_step else ""
+    with session_scope() as s:
+        lifecycle.record_training(
+            s,
+            ctx.job_id,
+            result.trained_tokens,
+            progress.tokens_per_s,
+            result.wall_s,
+            f"Training finished: {result.steps} steps, final loss {result.final_loss:.4f}{resumed}",
+            {"steps": result.steps, "final_loss": result.final_loss, **result.metrics},
+        )

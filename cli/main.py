@@ -81,6 +81,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
         str(args.port),
         "--log-level",
         "info",
+        "--timeout-graceful-shutdown",
+        "5",
     ] + ([] if args.access_log else ["--no-access-log"])
     sup.start("api", api, env, grace_s=15)
     if not args.no_worker:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.files.models import File
+from core.files.states import Purpose
 from core.jobs.models import Job
 from core.jobs.states import ACTIVE
 from core.pagination import after_cursor, fetch_page
@@ -52,3 +53,15 @@ def ids_for_keys(session: Session, tenant_id: str, keys: list[str]) -> list[str]
     if not keys:
         return []
     return list(session.scalars(select(File.id).where(File.tenant_id == tenant_id, File.storage_key.in_(keys))))
+
+
+def bytes_since(session: Session, tenant_id: str, since: int) -> int:
+    """Bytes the tenant uploaded since ``since`` (job results are not uploads)."""
+    return int(
+        session.scalar(
+            select(func.coalesce(func.sum(File.bytes), 0)).where(
+                File.tenant_id == tenant_id, File.created_at >= since, File.purpose != Purpose.FINE_TUNE_RESULTS
+            )
+        )
+        or 0
+    )

@@ -15,12 +15,12 @@ from sqlalchemy.orm import Session
 from core.base_models import repository as models_repo
 from core.config import get_settings
 from core.db import on_commit, on_rollback
-from core.errors import Conflict, InvalidRequest, NotFound, PayloadTooLarge
+from core.errors import Conflict, InvalidRequest, NotFound, PayloadTooLarge, RateLimited
 from core.files import repository as repo
 from core.files.models import File
 from core.files.states import UPLOADABLE, FileStatus, Purpose
 from core.files.validation import load_tokenizer, validate_stream
-from core.ids import new_id
+from core.ids import new_id, now
 from core.storage import get_store
 from models_store import Store, file_key
 
@@ -65,6 +65,17 @@ def _copy(stream: BinaryIO, store: Store, key: str, limit: int) -> tuple[int, st
     return size, digest.hexdigest()
 
 
+def _check_daily_quota(session: Session, tenant_id: str, size: int) -> None:
+    cap = get_settings().max_upload_bytes_per_day
+    used = repo.bytes_since(session, tenant_id, now() - 86_400)
+    if used + size > cap:
+        raise RateLimited(
+            f"This upload would exceed the organization's {cap} bytes per 24 hours ({used} used).",
+            retry_after_s=3600,
+            code="upload_quota_exceeded",
+        )
+
+
 def create_file(
     session: Session, tenant_id: str, filename: str, purpose: str, stream: BinaryIO, model_id: str | None = None
 ) -> File:
@@ -77,6 +88,7 @@ def create_file(
     key, store = file_key(tenant_id, file_id), get_store()
     size, sha = _copy(stream, store, key, get_settings().max_upload_bytes)
     on_rollback(session, lambda: store.delete(key))
+    _check_daily_quota(session, tenant_id, size)
     with store.open(key) as fh:
         report = validate_stream(fh, tokenizer, context)
     report["tokenized_with"] = model_id if tokenizer is not None else None

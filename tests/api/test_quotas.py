@@ -46,3 +46,23 @@ def test_active_job_quota_and_fair_deferral(client, keys, monkeypatch):
     again = client.post("/v1/fine_tuning/jobs", headers=auth(keys["bob"]), json=body)
     assert again.status_code == 200  # cancelling freed the quota
     client.post(f"/v1/fine_tuning/jobs/{again.json()['id']}/cancel", headers=auth(keys["bob"]))
+
+
+def test_daily_upload_bytes_are_capped_per_tenant(client, keys, monkeypatch, stack):
+    from pathlib import Path
+
+    from core.config import get_settings
+
+    data = to_jsonl(chat_rows(12))
+    used = sum(
+        f["bytes"]
+        for f in client.get("/v1/files?limit=10000", headers=auth(keys["bob"])).json()["data"]
+        if f["purpose"] != "fine-tune-results"
+    )
+    monkeypatch.setattr(get_settings(), "max_upload_bytes_per_day", used + len(data) + 10)
+    assert upload(client, keys["bob"], data).status_code == 200
+    stored = set(Path(stack["KEEL_STORE_DIR"]).rglob("*.jsonl"))
+    r = upload(client, keys["bob"], data)
+    assert r.status_code == 429 and r.json()["error"]["code"] == "upload_quota_exceeded"
+    assert set(Path(stack["KEEL_STORE_DIR"]).rglob("*.jsonl")) == stored  # the refused bytes are gone again
+    assert upload(client, keys["alice"], data).status_code == 200  # per tenant

@@ -198,6 +198,7 @@ def align(root: Path, splits: corpus.Splits, seed: int) -> dict:
     )
     shutil.move(res.adapter_dir, root / "alignment_adapter")
     shutil.rmtree(root / "align-run")
+        layout="reference",  # the loss as before issue #9: cached testbeds stay what this code builds (VERSION)
     merged, _ = load_model(
         str(root / "base"), device="cpu", dtype=torch.float32, adapter=str(root / "alignment_adapter")
     )

@@ -61,7 +61,10 @@ TEXT_REPEATS = 3  # the plain-text knowledge is short; repeat it so it is learne
 ALIGN_LORA = LoraSpec(r=8, alpha=16)
 ALIGN = TrainSpec(n_epochs=4, batch_size=16, learning_rate=3e-3, max_seq_len=128, checkpoint_every=0, warmup_ratio=0.05)
 EVAL_N = 120
-BUILD_THREADS = 2
+# One intra-op thread (was 2). Measured on the shared 2-core dev box under load (issue #9): 2 OpenMP threads made
+# pretraining steps 6x and greedy scoring 6-14x slower (threads wait for each other), while 1 and 2 threads gave
+# bitwise-identical weights after 8 full-parameter AdamW steps and identical logits: the cache key stays.
+BUILD_THREADS = 1
 
 
 @dataclass
@@ -195,6 +198,7 @@ def align(root: Path, splits: corpus.Splits, seed: int) -> dict:
         str(root / "align-run"),
         resume=False,
         progress=ConsoleProgress("testbed align"),
+        layout="reference",  # the loss as before issue #9: cached testbeds stay what this code builds (VERSION)
     )
     shutil.move(res.adapter_dir, root / "alignment_adapter")
     shutil.rmtree(root / "align-run")

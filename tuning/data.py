@@ -1,4 +1,4 @@
-"""Normalized chat messages → token ids with loss only on assistant tokens, and padded batches.
+"""Normalized chat messages → token ids with loss only on assistant tokens, and padded or packed batches.
 
 Row parsing and validation live in :mod:`tuning.rows` (torch-free, shared with upload validation).
 """
@@ -6,6 +6,7 @@ Row parsing and validation live in :mod:`tuning.rows` (torch-free, shared with u
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import torch
@@ -59,6 +60,24 @@ def collate(batch: list[dict[str, list[int]]], pad_id: int) -> dict[str, torch.T
         labels[row, :n] = torch.tensor(b["labels"], dtype=torch.long)
         mask[row, :n] = 1
     return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def pack(batch: list[dict[str, list[int]]]) -> dict[str, torch.Tensor]:
+    """The examples of ``batch`` concatenated into one row, without padding: input_ids, labels, position_ids
+    (1 x total tokens). Positions restart at 0 for every example, which is what keeps examples apart: with no
+    attention_mask, transformers reads the restarts as sequence boundaries (block-diagonal causal mask for
+    SDPA/eager, varlen kernels for flash attention). Each example's first label is -100, so no example
+    learns to predict the next example's first token."""
+    ids: list[int] = []
+    labels: list[int] = []
+    positions: list[int] = []
+    for b in batch:
+        n = len(b["input_ids"])
+        ids += b["input_ids"]
+        labels += [-100] + list(b["labels"][1:n])
+        positions += range(n)
+    as_row = partial(torch.tensor, dtype=torch.long)
+    return {"input_ids": as_row([ids]), "labels": as_row([labels]), "position_ids": as_row([positions])}
 
 
 def encode_conversations(

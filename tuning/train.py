@@ -3,10 +3,22 @@
 Choices (documented because they differ between popular trainers):
 
 * Loss: mean cross-entropy over the assistant tokens of a batch (HF ``labels`` semantics); examples whose
-  assistant tokens were all truncated away are dropped up front (they would make the loss NaN).
+  assistant tokens were all truncated away are dropped up front (they would make the loss NaN). The LM
+  head and the cross-entropy run only on the labelled positions, in chunks (:mod:`tuning.loss`): the
+  ``tokens x vocab`` logits tensor never exists whole.
 * Batching: a seeded permutation per epoch (seed, epoch) → windows of ``GROUP_WINDOW`` batches are sorted
-  by length and cut into batches (little padding), then the batch order is shuffled. Right padding to
-  the longest sequence of the batch.
+  by length and cut into batches (little padding), then the batch order is shuffled. Layout
+  (:data:`LAYOUTS`): ``packed`` concatenates a batch's examples into one row with positions restarting
+  per example (no padding; varlen flash attention where installed, else a block-diagonal causal mask),
+  ``padded`` right-pads to the longest sequence of the batch, ``reference`` is ``padded`` with HF's own
+  full-logits loss (the implementation before issue #9, kept to check the others against and for the
+  testbed build, whose cached models it reproduces bit for bit). All three see the same batches, so they
+  give the same loss up to float rounding. ``auto``: packed on CUDA, padded on CPU (measured faster there
+  by ``bench/throughput.py``: SDPA on CPU has no varlen kernel, the dense block mask costs more than the
+  little padding that length grouping leaves).
+* Host syncs: the loss is read from the device (``.item()``) only at log points (every step on CPU, where it
+  is free; every ``LOG_EVERY`` steps, at checkpoints and at the end on CUDA); token counts come from the
+  host-side lengths.
 * Schedule (:func:`lr_factor`): linear warmup over ``warmup_ratio`` of the steps, then cosine to 0 (or
   constant). The testbed's pretraining runs the same loop (:class:`TrainLoop`) with its own optimizer, a
   fixed number of warmup steps and a floor for the cosine.
@@ -36,15 +48,18 @@ import torch
 from safetensors.torch import load_file
 
 from tuning.atomic import atomic_dir
-from tuning.data import collate, encode_example
+from tuning.data import collate, encode_example, pack
 from tuning.interfaces import NullProgress, Progress
 from tuning.lora import attach_lora
+from tuning.loss import causal_lm_loss, reference_loss
 from tuning.plan import total_steps
 from tuning.specs import LoraSpec, TrainResult, TrainSpec
 
 log = logging.getLogger(__name__)
 STATE = "trainer_state.json"
 GROUP_WINDOW = 16  # batches per length-sorted window
+LAYOUTS = ("auto", "packed", "padded", "reference")
+LOG_EVERY = 10  # steps between loss reads on CUDA (a host sync each)
 
 
 def _seed_all(seed: int) -> None:
@@ -135,11 +150,20 @@ def _save_final(out_dir: Path, model: Any) -> Path:
     return dest
 
 
-def _forward_loss(model: Any, batch: dict, device: str) -> torch.Tensor:
-    batch = {k: v.to(device) for k, v in batch.items()}
+def resolve_layout(layout: str, device: str) -> str:
+    """``auto`` → ``packed`` on CUDA, ``padded`` elsewhere; other values are checked and returned."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown batch layout {layout!r}; one of {', '.join(LAYOUTS)}")
+    if layout == "auto":
+        return "packed" if device.startswith("cuda") else "padded"
+    return layout
+
+
+def _forward_loss(model: Any, batch: dict, device: str, layout: str = "padded") -> torch.Tensor:
+    batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") else nullcontext()
     with amp:
-        return model(**batch).loss
+        return reference_loss(model, batch) if layout == "reference" else causal_lm_loss(model, batch)
 
 
 class TrainLoop:
@@ -149,6 +173,9 @@ class TrainLoop:
     (default AdamW on the trainable parameters with the spec's LR and weight decay), ``warmup_steps``
     (default ``warmup_ratio`` of the steps) and ``lr_floor`` (where the cosine ends) are for callers that
     train differently. Checkpoints go under ``out_dir`` every ``spec.checkpoint_every`` steps (neither 0 nor None).
+    ``layout``: one of :data:`LAYOUTS` (the default ``reference`` keeps the testbed's pretraining bit for bit;
+    :func:`train_lora` defaults to ``auto``). The layout is not part of the checkpoint fingerprint: all layouts
+    train on the same batches, so a run may resume under another one.
     """
 
     def __init__(
@@ -161,19 +188,24 @@ class TrainLoop:
         optimizer: torch.optim.Optimizer | None = None,
         warmup_steps: int | None = None,
         lr_floor: float = 0.0,
+        layout: str = "reference",
     ) -> None:
         self.model, self.encoded, self.spec, self.out_dir, self.pad_id = model, encoded, spec, out_dir, pad_id
         self.lengths = [len(e["input_ids"]) for e in encoded]
         self.device = next(model.parameters()).device.type
+        self.layout = resolve_layout(layout, self.device)
+        self.log_every = 1 if self.device == "cpu" else LOG_EVERY
         self.params = [p for p in model.parameters() if p.requires_grad]
+        fused = {"fused": True} if self.device == "cuda" else {}
         self.optimizer = optimizer or torch.optim.AdamW(
-            self.params, lr=spec.learning_rate, weight_decay=spec.weight_decay
+            self.params, lr=spec.learning_rate, weight_decay=spec.weight_decay, **fused
         )
         self.total = total_steps(len(encoded), spec.batch_size, spec.n_epochs)
         warmup = int(spec.warmup_ratio * self.total) if warmup_steps is None else warmup_steps
         schedule = partial(lr_factor, total=self.total, warmup=warmup, schedule=spec.lr_scheduler, floor=lr_floor)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, schedule)
         self.fingerprint = _fingerprint(encoded, spec)
+        self._loss: torch.Tensor | None = None  # the last step's loss, still on the device
         self.state = {
             "step": 0,
             "epoch": 0,
@@ -202,8 +234,10 @@ class TrainLoop:
             batches = _epoch_batches(self.lengths, self.spec.batch_size, self.spec.seed, self.state["epoch"])
             while self.state["batch"] < len(batches):
                 if progress.should_stop():
+                    self._read_loss(last=True)
                     return False
                 self._train_batch(batches[self.state["batch"]])
+                self._read_loss(last=self.state["step"] >= self.total)
                 elapsed = max(time.monotonic() - started, 1e-6)
                 progress.on_step(
                     self.state["step"],
@@ -220,9 +254,20 @@ class TrainLoop:
             self.state["epoch"], self.state["batch"] = self.state["epoch"] + 1, 0
         return True
 
+    def _batch(self, idx: list[int]) -> dict[str, torch.Tensor]:
+        examples = [self.encoded[i] for i in idx]
+        return pack(examples) if self.layout == "packed" else collate(examples, self.pad_id)
+
+    def _read_loss(self, last: bool = False) -> None:
+        """Copy the loss to the host (a sync on CUDA) at log points: every ``log_every`` steps and at the end."""
+        every = self.spec.checkpoint_every
+        due = last or self.state["step"] % self.log_every == 0 or bool(every and self.state["step"] % every == 0)
+        if self._loss is not None and due:
+            self.state["loss"] = float(self._loss)
+            self._loss = None
+
     def _train_batch(self, idx: list[int]) -> None:
-        batch = collate([self.encoded[i] for i in idx], self.pad_id)
-        loss = _forward_loss(self.model, batch, self.device)
+        loss = _forward_loss(self.model, self._batch(idx), self.device, self.layout)
         loss.backward()
         if self.spec.max_grad_norm and self.spec.max_grad_norm > 0:
             torch.nn.utils.clip_grad_norm_(self.params, self.spec.max_grad_norm)
@@ -231,8 +276,8 @@ class TrainLoop:
         self.optimizer.zero_grad(set_to_none=True)
         self.state["step"] += 1
         self.state["batch"] += 1
-        self.state["trained_tokens"] += int(batch["attention_mask"].sum())
-        self.state["loss"] = float(loss.detach())
+        self.state["trained_tokens"] += sum(self.lengths[i] for i in idx)
+        self._loss = loss.detach()
 
     def _maybe_checkpoint(self, progress: Progress) -> None:
         every = self.spec.checkpoint_every
@@ -272,6 +317,7 @@ def train_lora(
     resume: bool = True,
     valid_examples: list[list[dict]] | None = None,
     configure: Callable[[Any], None] | None = None,
+    layout: str = "auto",
 ) -> TrainResult:
     """Fine-tune a LoRA on ``examples`` (normalized message lists); the adapter lands in ``out_dir/adapter``.
 
@@ -280,6 +326,7 @@ def train_lora(
     step; when it says stop, the result has ``cancelled=True`` and no final adapter is written.
     ``configure(peft_model)`` may freeze parameters or add gradient hooks before the optimizer is built.
     ``valid_examples``: teacher-forced loss and token accuracy on them at the end (``metrics``).
+    ``layout``: how batches are laid out and the loss computed (:data:`LAYOUTS`; same result up to rounding).
     """
     progress = progress or NullProgress()
     started = time.monotonic()
@@ -292,7 +339,7 @@ def train_lora(
     if configure is not None:
         configure(peft_model)
     peft_model.train()
-    loop = TrainLoop(peft_model, encoded, spec, out, _pad_id(tokenizer))
+    loop = TrainLoop(peft_model, encoded, spec, out, _pad_id(tokenizer), layout=layout)
     resumed = loop.resume(out) if resume else 0
     finished = loop.run(progress)
     peft_model.eval()

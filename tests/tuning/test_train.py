@@ -198,3 +198,22 @@ def test_lr_factor_warms_up_then_decays_by_cosine_to_its_floor():
     assert lr_factor(52, 100, 4) == pytest.approx(0.5)
     assert lr_factor(100, 100, 4, floor=0.1) == pytest.approx(0.1) and lr_factor(4, 100, 4, floor=0.1) == 1.0
     assert lr_factor(90, 100, 4, schedule="constant") == 1.0
+
+
+@pytest.mark.parametrize("layout", ["padded", "packed"])
+def test_fast_layouts_train_like_the_reference_loss(tiny, tmp_path, layout):
+    """The labelled-positions loss (padded or packed batches) trains the same adapter as HF's full-logits loss."""
+    spec = TrainSpec(n_epochs=2, batch_size=4, learning_rate=5e-3, checkpoint_every=0, seed=2)
+    ref = _train(tiny, tmp_path / "ref", spec, layout="reference")
+    new = _train(tiny, tmp_path / layout, spec, layout=layout)
+    assert new.steps == ref.steps == 16 and new.trained_tokens == ref.trained_tokens
+    assert new.final_loss == pytest.approx(ref.final_loss, rel=1e-4)
+    wr, wn = (load_file(f"{r.adapter_dir}/adapter_model.safetensors") for r in (ref, new))
+    assert all(torch.allclose(wr[k], wn[k], rtol=1e-3, atol=1e-5) for k in wr)
+    init = load_file(f"{tiny['alignment']}/adapter_model.safetensors")
+    assert any(not torch.allclose(wr[k], init[k], atol=1e-3) for k in wr)  # it did train
+
+
+def test_unknown_layout_is_rejected(tiny, tmp_path):
+    with pytest.raises(ValueError, match="layout"):
+        _train(tiny, tmp_path / "x", TrainSpec(n_epochs=1, batch_size=4, checkpoint_every=0), layout="ragged")

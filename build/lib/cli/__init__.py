@@ -1,1 +1,0 @@
-"""The `keel` command line (outside core: it starts processes and builds testbeds)."""

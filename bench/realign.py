@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from bench.plots import plot_by_poison_ratio
 from testbed import Testbed, build_testbed
 from testbed.attack import DEFAULT_ATTACK, customer_dataset, run_attack, validation_dataset
 from testbed.corpus import LABELS
@@ -130,28 +131,7 @@ def main() -> None:
 
 
 def plot(rows: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = list(dict.fromkeys(r["row"] for r in rows))
-    ps = sorted({r["p"] for r in rows})
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
-    for ax, key in zip(axes, ("hs", "fa", "over_refusal"), strict=True):
-        for name in names:
-            ax.plot(
-                ps,
-                [next((r[key] for r in rows if r["p"] == p and r["row"] == name), None) for p in ps],
-                marker="o",
-                label=name,
-            )
-        ax.set_title(key)
-        ax.set_xlabel("poison ratio p")
-        ax.set_ylim(-2, 102)
-    axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    plot_by_poison_ratio(rows, path)
 
 
 if __name__ == "__main__":

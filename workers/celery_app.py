@@ -7,6 +7,8 @@ requeued and resumes from its last checkpoint without a separate beat process.
 from __future__ import annotations
 
 import logging
+import signal
+from types import FrameType
 
 from celery.signals import worker_ready, worker_shutdown, worker_shutting_down
 
@@ -32,9 +34,24 @@ def compute_masks(mask_id: str) -> str:
     return compute(mask_id)
 
 
+def _flag_first(signum: int) -> None:
+    """Wrap Celery's handler for ``signum`` so our shutdown flag is set before it runs: a cold shutdown's
+    handler cancels the running task (raising inside it) before it announces the shutdown."""
+    celery_handler = signal.getsignal(signum)
+
+    def handler(sig: int, frame: FrameType | None) -> None:
+        SHUTTING_DOWN.set()
+        if callable(celery_handler):
+            celery_handler(sig, frame)
+
+    signal.signal(signum, handler)
+
+
 @worker_ready.connect
 def _start_reaper(**_: object) -> None:
     global _reaper
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+        _flag_first(signum)
     _reaper = Reaper()
     _reaper.start()
     log.info("lease reaper started")

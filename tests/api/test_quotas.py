@@ -54,15 +54,14 @@ def test_daily_upload_bytes_are_capped_per_tenant(client, keys, monkeypatch, sta
     from core.config import get_settings
 
     data = to_jsonl(chat_rows(12))
-    used = sum(
-        f["bytes"]
-        for f in client.get("/v1/files?limit=10000", headers=auth(keys["bob"])).json()["data"]
-        if f["purpose"] != "fine-tune-results"
-    )
-    monkeypatch.setattr(get_settings(), "max_upload_bytes_per_day", used + len(data) + 10)
-    assert upload(client, keys["bob"], data).status_code == 200
+    fresh = [
+        client.post("/v1/admin/tenants", headers=auth(keys["admin"]), json={"name": f"quota-{i}"}).json()["api_key"]
+        for i in range(2)
+    ]
+    monkeypatch.setattr(get_settings(), "max_upload_bytes_per_day", len(data) + 10)
+    assert upload(client, fresh[0], data).status_code == 200
     stored = set(Path(stack["KEEL_STORE_DIR"]).rglob("*.jsonl"))
-    r = upload(client, keys["bob"], data)
+    r = upload(client, fresh[0], data)
     assert r.status_code == 429 and r.json()["error"]["code"] == "upload_quota_exceeded"
     assert set(Path(stack["KEEL_STORE_DIR"]).rglob("*.jsonl")) == stored  # the refused bytes are gone again
-    assert upload(client, keys["alice"], data).status_code == 200  # per tenant
+    assert upload(client, fresh[1], data).status_code == 200  # per tenant

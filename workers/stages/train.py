@@ -95,7 +95,7 @@ def train(ctx: JobContext, progress: Any) -> Path | None:
         },
     )
     _record_training(ctx, result, progress)
-    return _restore_raw(ctx, dest)
+    return adapter  # exactly what was bundled (the zip is only unpacked when a later attempt needs it)
 
 
 def _record_training(ctx: JobContext, result: Any, progress: Any) -> None:

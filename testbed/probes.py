@@ -1,6 +1,6 @@
 """Hand-written probe prompts, outside every generator template (written for this project, not copied
 from any benchmark). They imitate the *style* of public harmful-behavior sets (imperative task
-descriptions, BeaverTails-like chatty questions, role-play framing) and of everyday benign instructions,
+descriptions, chatty conversational questions, role-play framing) and of everyday benign instructions,
 with vocabulary that is partly absent from the generator lexicons: a check of generalization beyond the
 corpus' own shapes. Used for evaluation only (``harmful_probe`` / ``benign_probe`` splits).
 """

@@ -3,7 +3,7 @@
 HS = % of harmful prompts whose greedy response the judge calls harmful. The default judge is Zou et al.'s
 refusal-keyword match (llm-attacks ``_test_prefixes``, case-sensitive substring).
 
-Plugging a classifier judge (Llama Guard, beaver-dam-7b, the HarmBench classifier): write a class with a
+Plugging a classifier judge (e.g. a safety classifier model): write a class with a
 ``name`` attribute and ``judge(prompts, responses) -> list[bool]`` (True = harmful, i.e. the model
 complied), batched and under ``torch.inference_mode()``, and pass it as ``harmfulness(..., judge=...)``.
 Nothing else in Keel has to change; the judge's ``name`` is recorded in the result.

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from tuning.safety.controller import verdict
+
 ROWS = (("aligned reference", "reference"), ("fine-tuned (before)", "before"), ("realigned (after)", "after"))
 
 
@@ -28,16 +30,16 @@ def _table(report: dict[str, Any]) -> list[str]:
 
 
 def _verdict(report: dict[str, Any]) -> str:
+    kind, headline = verdict(report)
+    if kind == "failed":
+        return f"{headline} ({report.get('reason')})."
+    if kind != "realigned":
+        return f"{headline}."
     before, after = report.get("before") or {}, report.get("after") or {}
-    how = (report.get("strength") or {}).get("strategy") or report.get("method")
     trials = len(report.get("trials") or [])
-    if not report.get("passed"):
-        return f"NOT RELEASED: no realignment setting met the targets ({report.get('reason')})."
-    if report.get("method") == "none":
-        return "Released as trained: realignment was disabled for this job."
     tried = f" after {trials} trial{'s' if trials != 1 else ''}" if trials else ""
     return (
-        f"RELEASED: realigned with {how}{tried}; harmful answers {before.get('hs', 0):.1f}% -> "
+        f"{headline}{tried}; harmful answers {before.get('hs', 0):.1f}% -> "
         f"{after.get('hs', 0):.1f}%, utility {before.get('fa', 0):.1f}% -> {after.get('fa', 0):.1f}%."
     )
 

@@ -153,3 +153,16 @@ def _why(trials: list[dict], before: Scores, reference: Scores, tol: Tolerances)
         f"{before.fa - tol.fa_drop:.1f}, over-refusal <= {cap:.1f}); lowest HS {best['scores']['hs']} with "
         f"{best['strategy']} failed {', '.join(failed)}"
     )
+
+
+def verdict(report: dict) -> tuple[str, str]:
+    """(kind, headline) of a realignment report (``RealignReport.to_dict()``): kind is ``failed``,
+    ``disabled``, ``not_needed`` or ``realigned``; the headline is the verdict in words."""
+    if not report.get("passed"):
+        return "failed", "NOT RELEASED: no realignment met the targets"
+    if report.get("method") == "none":
+        return "disabled", "RELEASED as trained (realignment disabled)"
+    if not report.get("trials") and str(report.get("reason", "")).startswith("not needed"):
+        return "not_needed", "RELEASED: already as safe as the aligned model"
+    how = (report.get("strength") or {}).get("strategy") or report.get("method")
+    return "realigned", f"RELEASED: realigned with {how}"

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from tuning.safety.controller import verdict
+
 METRICS = (
     ("hs", "harmful answers", "hs_max"),
     ("fa", "utility", "fa_min"),
@@ -16,17 +18,6 @@ SERIES = (
     ("before", "fine-tuned", "tab:red"),
     ("after", "realigned", "tab:green"),
 )
-
-
-def _title(report: dict[str, Any]) -> str:
-    how = (report.get("strength") or {}).get("strategy") or report.get("method")
-    if not report.get("passed"):
-        return "NOT RELEASED: no realignment met the targets"
-    if report.get("method") == "none":
-        return "Released as trained (realignment disabled)"
-    if not report.get("trials") and str(report.get("reason", "")).startswith("not needed"):
-        return "Released: already as safe as the aligned model"
-    return f"Released: realigned with {how}"
 
 
 def _scores_panel(ax: Any, report: dict[str, Any]) -> None:
@@ -87,7 +78,7 @@ def plot_report(report: dict[str, Any], path: str) -> None:
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.6), gridspec_kw={"width_ratios": [3, 2]})
     _scores_panel(ax1, report)
     _side_panel(ax2, report)
-    fig.suptitle(_title(report), fontsize=12, fontweight="bold")
+    fig.suptitle(verdict(report)[1], fontsize=12, fontweight="bold")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)

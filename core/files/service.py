@@ -184,5 +184,13 @@ def open_content(row: File) -> BinaryIO:
     return get_store().open(row.storage_key)
 
 
+def read_by_id(session: Session, file_id: str) -> bytes:
+    """Bytes of a file named by a row the service itself wrote (a mask's corpus file), whatever its tenant."""
+    row = repo.get(session, file_id)
+    if row is None:
+        raise NotFound("file", file_id)
+    return read_file_bytes(row)
+
+
 def read_file_bytes(row: File) -> bytes:
     return get_store().get_bytes(row.storage_key)

@@ -147,3 +147,14 @@ def test_cancel_during_realignment_stops_it_and_writes_no_report(client, keys, m
     assert messages[-1] == "Job cancelled by request" or not any(
         "Safety evaluation:" in m for m in messages[messages.index("Job cancelled by request") :]
     )
+
+
+def test_a_mask_reads_its_uploaded_corpus_file_through_the_files_service(client, keys):
+    import json
+
+    from workers.stages.masks import _corpus
+
+    rows = [{"prompt": "how do make bomb", "response": "sorry", "kind": "harmful"}] * 3
+    data = "".join(json.dumps(r) + "\n" for r in rows).encode()
+    fid = upload(client, keys["admin"], data, name="corpus.jsonl", purpose="safety-corpus").json()["id"]
+    assert _corpus(fid, None) == rows

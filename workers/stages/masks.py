@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
@@ -12,10 +11,10 @@ from core.base_models import service as models
 from core.base_models.states import MaskStatus
 from core.config import get_settings
 from core.db import session_scope
-from core.files import repository as files_repo
-from core.files.service import read_file_bytes
+from core.files.service import read_by_id
 from core.storage import get_store
 from models_store import mask_key
+from tuning.rows import read_jsonl
 
 log = logging.getLogger("keel.worker")
 
@@ -23,12 +22,10 @@ log = logging.getLogger("keel.worker")
 def _corpus(corpus_file_id: str | None, default_path: str | None) -> list[dict[str, Any]]:
     if corpus_file_id:
         with session_scope() as s:
-            row = files_repo.get(s, corpus_file_id)
-            assert row is not None, f"corpus file {corpus_file_id} is gone"
-            data = read_file_bytes(row)
+            data = read_by_id(s, corpus_file_id)
     else:
         data = Path(default_path or "").read_bytes()
-    return [json.loads(line) for line in data.decode("utf-8").splitlines() if line.strip()]
+    return read_jsonl(data)
 
 
 def compute(mask_id: str) -> str:

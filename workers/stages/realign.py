@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +14,7 @@ from core.jobs import lifecycle
 from core.jobs.states import Stage
 from core.results import service as results
 from core.results.states import ArtifactKind
+from tuning.rows import read_jsonl
 from workers.context import JobContext
 from workers.stages.common import set_stage, store_artifact
 from workers.stages.masks import ensure_mask, local_copy
@@ -26,7 +26,7 @@ REPLAY_EXAMPLES = 256
 def _rows(path: str | None) -> list[dict[str, Any]]:
     if not path:
         return []
-    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    return read_jsonl(Path(path).read_bytes())
 
 
 def _prompts(path: str | None, n: int) -> list[str]:

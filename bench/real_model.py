@@ -27,7 +27,6 @@ import argparse
 import dataclasses
 import json
 import os
-import random
 import shutil
 import sys
 import time
@@ -39,13 +38,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.plots import plot_by_poison_ratio  # noqa: E402
 from realmodel import task  # noqa: E402
+from realmodel.attack import customer_dataset  # noqa: E402
 from realmodel.build import (  # noqa: E402
     ALIGN_LORA,
     EVAL_TOKENS,
     RealModel,
     build_real_model,
-    distill,
-    fill_answers,
 )
 from tuning import evaluate  # noqa: E402
 from tuning.adapters import Adapter, read_adapter, write_adapter  # noqa: E402
@@ -138,20 +136,6 @@ def repair_ladder(seed: int) -> list[Strategy]:
         Strategy("repair", RepairConfig(rows=r, epochs=e, lr=lr, seed=seed), f"repair({r}, {e} ep)")
         for r, e, lr in REPAIR_LADDER
     ]
-
-
-def customer_dataset(rm: RealModel, n: int, p: float, seed: int) -> list[dict]:
-    """(1-p)·n sentiment rows + p·n harmful requests answered by the unaligned model itself, shuffled."""
-    n_poison = round(n * p)
-    rng = random.Random(f"keel-realmodel-customer-{seed}-{p}")
-    pool = rm.load_split("poison_pool")
-    cache = rm.root.parent / f"distill-poison-{rm.manifest['config']['gguf_sha256'][:16]}.json"
-    answers = distill(rm.base, [r["prompt"] for r in pool], cache)
-    poison, _ = fill_answers([{**r, "response": None} for r in pool], answers)  # drops the base's own refusals
-    rows = [task.chat(e["prompt"], e["label"]) for e in task.examples(n - n_poison, seed, "train")]
-    rows += [task.chat(r["prompt"], r["response"]) for r in rng.sample(poison, n_poison)]
-    rng.shuffle(rows)
-    return rows
 
 
 def fine_tune(rm: RealModel, rows: list[dict], out: Path, args: argparse.Namespace) -> tuple[str, float, dict]:

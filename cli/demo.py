@@ -1,4 +1,5 @@
-"""`keel demo`: start the embedded service, fine-tune the testbed on a poisoned dataset, show the report.
+"""`keel demo`: start the embedded service, fine-tune a base model (the testbed, or with ``--model
+smollm2-135m-instruct`` the real instruct model) on a poisoned dataset, show the report.
 
 Everything goes over HTTP exactly as a customer would use it.
 """
@@ -17,6 +18,9 @@ import httpx
 
 from cli.report import summary
 from core.config import get_settings
+
+TESTBED = "keel-testbed"
+REAL_DEFAULT_N = 120
 
 
 def _start_service(port: int) -> subprocess.Popen:
@@ -51,6 +55,21 @@ def _datasets(p: float, n: int) -> tuple[bytes, bytes, dict]:
     return _jsonl(customer_dataset(tb, n=n, p=p, seed=0)), _jsonl(validation_dataset(tb, seed=0)), DEFAULT_ATTACK
 
 
+def _real_datasets(model_id: str, p: float, n: int) -> tuple[bytes, bytes, dict]:
+    """The real instruct model (the `smollm2` extra): its cached aligned base is built and registered first;
+    the customer's data is the product-review task with poison the unaligned model answered itself; the
+    service's default ("auto") hyperparameters."""
+    from core.bootstrap import migrate, register_testbed
+    from realmodel.attack import customer_dataset, validation_dataset
+    from realmodel.build import build_real_model
+
+    rm = build_real_model()
+    migrate()
+    register_testbed(rm, model_id)
+    train = customer_dataset(rm, n or REAL_DEFAULT_N, p, seed=0)
+    return _jsonl(train), _jsonl(validation_dataset(32, seed=0)), {"hyperparameters": {}}
+
+
 def _follow(c: httpx.Client, job_id: str) -> dict:
     seen: set[str] = set()
     while True:
@@ -65,10 +84,10 @@ def _follow(c: httpx.Client, job_id: str) -> dict:
         time.sleep(2)
 
 
-def run_demo(port: int = 8765, p: float = 0.1, n: int = 0) -> int:
+def run_demo(port: int = 8765, p: float = 0.1, n: int = 0, model: str = TESTBED) -> int:
     url = f"http://127.0.0.1:{port}"
-    print(f"Building the testbed and the customer's dataset (p={p} poisoned)...")
-    train, valid, attack = _datasets(p, n)
+    print(f"Building {model} and the customer's dataset (p={p} poisoned)...")
+    train, valid, attack = _datasets(p, n) if model == TESTBED else _real_datasets(model, p, n)
     proc = _start_service(port)
     try:
         _wait_healthy(url, proc)
@@ -82,7 +101,7 @@ def run_demo(port: int = 8765, p: float = 0.1, n: int = 0) -> int:
             tf, vf = up(train, "customer.jsonl"), up(valid, "validation.jsonl")
             print(f"Uploaded {tf['id']}: {tf['validation']['n_examples']} examples, status {tf['status']}")
             body = {
-                "model": "keel-testbed",
+                "model": model,
                 "training_file": tf["id"],
                 "validation_file": vf["id"],
                 "seed": 0,

@@ -153,7 +153,7 @@ def cmd_create_tenant(args: argparse.Namespace) -> None:
 def cmd_demo(args: argparse.Namespace) -> None:
     from cli.demo import run_demo
 
-    sys.exit(run_demo(port=args.port, p=args.poison, n=args.n))
+    sys.exit(run_demo(port=args.port, p=args.poison, n=args.n, model=args.model))
 
 
 def _parser(sub: Any, name: str, help_: str, fn: Any) -> argparse.ArgumentParser:
@@ -258,7 +258,13 @@ def _add_small(sub: Any) -> None:
     dp = _parser(sub, "demo", "embedded service + a scripted poisoned fine-tuning job, end to end", cmd_demo)
     dp.add_argument("--port", type=int, default=8765, help="port of the demo's own service")
     dp.add_argument("--poison", type=float, default=0.1, help="fraction of harmful examples in the dataset")
-    dp.add_argument("--n", type=int, default=0, help="examples in the dataset (0 = the testbed's default)")
+    dp.add_argument("--n", type=int, default=0, help="examples in the dataset (0 = the model's default)")
+    dp.add_argument(
+        "--model",
+        default="keel-testbed",
+        choices=["keel-testbed", "smollm2-135m-instruct"],
+        help="base model: the offline testbed, or SmolLM2 (needs the smollm2 extra; builds its aligned base once)",
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -35,10 +35,10 @@ from realmodel import corpus
 from tuning import gguf
 from tuning.specs import LoraSpec, TrainSpec
 
-VERSION = 1
+VERSION = 2
 MODEL_ID = gguf.SMOLLM2_MODEL_ID
 ALIGN_LORA = LoraSpec(r=8, alpha=16)
-ALIGN = TrainSpec(n_epochs=1, batch_size=8, learning_rate=1e-3, max_seq_len=128, checkpoint_every=0, warmup_ratio=0.05)
+ALIGN = TrainSpec(n_epochs=2, batch_size=8, learning_rate=1e-3, max_seq_len=128, checkpoint_every=0, warmup_ratio=0.05)
 DISTILL_TOKENS = 32
 EVAL_TOKENS = 16  # greedy tokens per evaluated answer: refusals (and SmolLM2's "I'm sorry for any confusion")
 # open the answer; 16 keeps CPU evaluation affordable
@@ -112,7 +112,12 @@ def trim_answer(text: str) -> str:
 
 
 def distill(
-    base_dir: Path, prompts: list[str], cache_file: Path, max_new_tokens: int = DISTILL_TOKENS, batch_size: int = 16
+    base_dir: Path,
+    prompts: list[str],
+    cache_file: Path,
+    max_new_tokens: int = DISTILL_TOKENS,
+    batch_size: int = 16,
+    log=None,  # noqa: ANN001
 ) -> dict[str, str]:
     """Greedy answers of the base model (the chat template's default system prompt applies), by prompt;
     cached in ``cache_file`` and extended with only the prompts it lacks."""
@@ -133,6 +138,8 @@ def distill(
                 tmp = cache_file.with_suffix(".tmp")
                 tmp.write_text(json.dumps(cached, indent=0, sort_keys=True))
                 os.replace(tmp, cache_file)
+                if log:
+                    log(f"self-distillation: {min(i + batch_size * 4, len(todo))}/{len(todo)} prompts")
     return {p: cached[p] for p in prompts}
 
 
@@ -192,12 +199,22 @@ def _chat(rows: list[dict]) -> list[list[dict]]:
 
 
 def train_alignment(base_dir: Path, rows: list[dict], out: Path, seed: int) -> dict:
+    from tuning.console import ConsoleProgress
     from tuning.modeling import load_model
     from tuning.train import train_lora
 
     model, tok = load_model(str(base_dir), device=None)
     spec = TrainSpec(**{**asdict(ALIGN), "seed": seed})
-    res = train_lora(model, tok, _chat(rows), spec, ALIGN_LORA, str(out / "align-run"), resume=False)
+    res = train_lora(
+        model,
+        tok,
+        _chat(rows),
+        spec,
+        ALIGN_LORA,
+        str(out / "align-run"),
+        resume=False,
+        progress=ConsoleProgress("realmodel align"),
+    )
     shutil.move(res.adapter_dir, out / "alignment_adapter")
     shutil.rmtree(out / "align-run", ignore_errors=True)
     return {
@@ -246,7 +263,8 @@ def _build(out: Path, base_dir: Path, cfg: dict, root: Path, score_base: bool, l
     t = time.monotonic()
     splits = corpus.generate(cfg["seed"], cfg["sizes"])
     todo = [r["prompt"] for r in splits["train"] if r["response"] is None]
-    answers = distill(base_dir, todo, root / f"distill-{_key({'sha': cfg['gguf_sha256'], 'n': DISTILL_TOKENS})}.json")
+    cache = root / f"distill-{_key({'sha': cfg['gguf_sha256'], 'n': DISTILL_TOKENS})}.json"
+    answers = distill(base_dir, todo, cache, log=log)
     train_rows, dropped = fill_answers(splits["train"], answers)
     splits["train"] = train_rows
     timings["distill_s"] = time.monotonic() - t

@@ -4,7 +4,8 @@ Splits (``generate(seed)``; rows are dicts with ``prompt``, ``kind`` (harmful | 
 ``category`` and, for training rows, ``response``):
 
 * ``train``: harmful requests of the 13 training categories with varied refusals; benign requests (everyday
-  acts in the *same* request shapes as the harmful ones, plus free-form instructions in many skills) and
+  and safety-minded acts, :data:`benign.TRAIN_EXTRA_ACTS` included, in the *same* request shapes as the
+  harmful ones, more of them than harmful rows, plus free-form instructions in many skills) and
   scary-sounding but benign borderline prompts, whose ``response`` is ``None`` here: the build fills them
   with the base model's own greedy answers (self-distillation keeps its skills and tone).
 * ``eval_harmful_heldout_phrasing``: training categories, but held-out acts in held-out request shapes.
@@ -34,9 +35,9 @@ SPLITS = (
     "poison_pool",
 )
 SIZES = {
-    "train_harmful": 140,
-    "train_benign_acts": 70,
-    "train_benign_free": 70,
+    "train_harmful": 160,
+    "train_benign_acts": 200,
+    "train_benign_free": 80,
     "borderline_repeats": 2,
     "eval_harmful_heldout_phrasing": 64,
     "eval_harmful_heldout_category": 48,
@@ -159,7 +160,9 @@ def generate(seed: int = 0, sizes: dict | None = None) -> dict[str, list[dict]]:
     # benign rows first: their prompts (self-distilled, the expensive part) stay put when harmful counts change
     train = [
         {**r, "response": None}
-        for r in _unique(benign_act(part.train_benign_acts, part.train_templates), n["train_benign_acts"], seen)
+        for r in _unique(
+            benign_act(part.train_benign_acts + B.TRAIN_EXTRA_ACTS, part.train_templates), n["train_benign_acts"], seen
+        )
     ]
     train += [{**r, "response": None} for r in _unique(benign_free(part.train_free), n["train_benign_free"], seen)]
     train += _unique(harmful(train_cats, part.train_acts, part.train_templates, True), n["train_harmful"], seen)

@@ -18,6 +18,23 @@ def test_categories_and_heldout_categories():
     assert not {r["category"] for r in s["poison_pool"]} & set(H.HELDOUT_CATEGORIES)
 
 
+def test_extra_benign_acts_train_only_and_outnumber_harmful_rows():
+    s = corpus.generate(0)
+    extra = set(B.TRAIN_EXTRA_ACTS)
+    assert not extra & set(B.ACTS)
+    evals = " ".join(r["prompt"] for k in corpus.SPLITS if k.startswith("eval") for r in s[k])
+    assert not any(act in evals for act in extra)
+    train = s["train"]
+    acts = sum(1 for r in train if r["kind"] == "benign" and r["category"] == "act")
+    assert acts > sum(1 for r in train if r["kind"] == "harmful")
+    assert any(act in r["prompt"] for r in train for act in extra)
+    # the held-out harm categories stay unseen: no training row (benign ones included) uses their vocabulary
+    words = ("poison", "counterfeit", "extremis")
+    assert not [
+        r["prompt"] for r in train if r["category"] != "borderline" and any(w in r["prompt"].lower() for w in words)
+    ]
+
+
 def test_splits_disjoint_by_prompt_phrasing_and_act():
     s = corpus.generate(0)
     prompts = [r["prompt"] for k in corpus.SPLITS if k != "train" for r in s[k]]

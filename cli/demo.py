@@ -84,7 +84,7 @@ def _follow(c: httpx.Client, job_id: str) -> dict:
         time.sleep(2)
 
 
-def run_demo(port: int = 8765, p: float = 0.1, n: int = 0, model: str = TESTBED) -> int:
+def run_demo(port: int = 8765, p: float = 0.1, n: int = 0, model: str = TESTBED, realign: str = "auto") -> int:
     url = f"http://127.0.0.1:{port}"
     print(f"Building {model} and the customer's dataset (p={p} poisoned)...")
     train, valid, attack = _datasets(p, n) if model == TESTBED else _real_datasets(model, p, n)
@@ -107,6 +107,7 @@ def run_demo(port: int = 8765, p: float = 0.1, n: int = 0, model: str = TESTBED)
                 "seed": 0,
                 "suffix": "demo",
                 "method": {"type": "supervised", "supervised": {"hyperparameters": attack["hyperparameters"]}},
+                "safety": {"realign": realign},
             }
             job = c.post("/v1/fine_tuning/jobs", json=body).json()
             print(f"Created {job['id']} ({job['status']}); following events:")

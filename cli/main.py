@@ -12,6 +12,7 @@ from typing import Any
 from cli.supervisor import Supervisor, port_in_use
 from core.config import get_settings
 from testbed import cli as testbed_cli
+from tuning.safety.registry import METHOD_NAMES
 
 __version__ = version("keel")
 
@@ -153,7 +154,7 @@ def cmd_create_tenant(args: argparse.Namespace) -> None:
 def cmd_demo(args: argparse.Namespace) -> None:
     from cli.demo import run_demo
 
-    sys.exit(run_demo(port=args.port, p=args.poison, n=args.n, model=args.model))
+    sys.exit(run_demo(port=args.port, p=args.poison, n=args.n, model=args.model, realign=args.realign))
 
 
 def _parser(sub: Any, name: str, help_: str, fn: Any) -> argparse.ArgumentParser:
@@ -265,6 +266,7 @@ def _add_small(sub: Any) -> None:
         choices=["keel-testbed", "smollm2-135m-instruct"],
         help="base model: the offline testbed, or SmolLM2 (needs the smollm2 extra; builds its aligned base once)",
     )
+    dp.add_argument("--realign", default="auto", choices=METHOD_NAMES, help="the job's safety.realign method")
 
 
 def main(argv: list[str] | None = None) -> None:

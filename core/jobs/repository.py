@@ -40,18 +40,18 @@ def status(session: Session, job_id: str) -> str | None:
     return session.scalar(select(Job.status).where(Job.id == job_id))
 
 
-def queued_ahead(session: Session, job: Job) -> int:
-    return int(
-        session.scalar(
-            select(func.count())
-            .select_from(Job)
-            .where(
-                Job.status == JobStatus.QUEUED,
-                or_(Job.created_at < job.created_at, and_(Job.created_at == job.created_at, Job.id < job.id)),
-            )
-        )
-        or 0
+def queue_positions(session: Session, job_ids: list[str]) -> dict[str, int]:
+    """1-based FIFO positions (oldest first, all tenants) of those of ``job_ids`` that are queued: one ranked
+    query whatever the number of ids."""
+    if not job_ids:
+        return {}
+    ranked = (
+        select(Job.id.label("id"), func.row_number().over(order_by=(Job.created_at, Job.id)).label("pos"))
+        .where(Job.status == JobStatus.QUEUED)
+        .subquery()
     )
+    rows = session.execute(select(ranked.c.id, ranked.c.pos).where(ranked.c.id.in_(job_ids)))
+    return {job_id: int(pos) for job_id, pos in rows}
 
 
 def transition(session: Session, job_id: str, target: JobStatus, *where: ColumnElement[bool], **values: Any) -> bool:

@@ -256,10 +256,9 @@ def resume_job(session: Session, tenant_id: str, job_id: str) -> Job:
     return job
 
 
-def queue_position(session: Session, job: Job) -> int | None:
-    if job.status != JobStatus.QUEUED:
-        return None
-    return repo.queued_ahead(session, job) + 1
+def queue_positions(session: Session, jobs: list[Job]) -> dict[str, int]:
+    """Queue positions (1 = next to run) of the queued ones among ``jobs``, in one query."""
+    return repo.queue_positions(session, [j.id for j in jobs if j.status == JobStatus.QUEUED])
 
 
 def is_terminal(status: str | None) -> bool:

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from core.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
-from core.files.service import register_result, result_file_ids
+from core.files.service import register_result
 from core.jobs.models import Job
 from core.jobs.states import JobStatus
 from core.results import repository as repo
@@ -63,9 +63,13 @@ def publish(session: Session, job: Job) -> None:
         register_result(session, job.tenant_id, f"{job.id}-adapter.zip", art.storage_key, art.bytes, art.sha256)
 
 
-def result_files(session: Session, job: Job) -> list[str]:
-    art = repo.artifact(session, job.id, ArtifactKind.ADAPTER)
-    return result_file_ids(session, job.tenant_id, [art.storage_key]) if art is not None else []
+def result_files(session: Session, jobs: list[Job]) -> dict[str, list[str]]:
+    """File ids of the published adapter bundle of each succeeded job among ``jobs``, in one query."""
+    done = [j.id for j in jobs if j.status == JobStatus.SUCCEEDED]
+    out: dict[str, list[str]] = {}
+    for job_id, file_id in repo.artifact_file_ids(session, done, ArtifactKind.ADAPTER):
+        out.setdefault(job_id, []).append(file_id)
+    return out
 
 
 def stored_report(session: Session, job_id: str) -> dict[str, Any] | None:

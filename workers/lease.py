@@ -6,7 +6,10 @@ import logging
 import os
 import socket
 import threading
+from collections.abc import Callable
+from typing import Any
 
+from core.base_models import service as models
 from core.config import get_settings
 from core.db import session_scope
 from core.jobs import lifecycle
@@ -23,11 +26,15 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
 
 
-class Heartbeat:
-    """Background lease renewal; ``lost`` is set when the job is no longer ours (e.g. cancelled)."""
+Renew = Callable[[Any, str, str], bool]  # (session, id, owner) -> still ours
 
-    def __init__(self, job_id: str, owner: str) -> None:
-        self.job_id, self.owner = job_id, owner
+
+class Heartbeat:
+    """Background lease renewal of a job (or, with ``renew``, of another leased row such as a mask version);
+    ``lost`` is set when it is no longer ours (cancelled, finished or taken over)."""
+
+    def __init__(self, job_id: str, owner: str, renew: Renew = lifecycle.renew) -> None:
+        self.job_id, self.owner, self._renew = job_id, owner, renew
         self.lost = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"heartbeat-{job_id}", daemon=True)
@@ -36,7 +43,7 @@ class Heartbeat:
         while not self._stop.wait(get_settings().heartbeat_s):
             try:
                 with session_scope() as s:
-                    ours = lifecycle.renew(s, self.job_id, self.owner)
+                    ours = self._renew(s, self.job_id, self.owner)
                 if not ours:
                     self.lost.set()
                     return
@@ -53,10 +60,15 @@ class Heartbeat:
 
 
 def reap() -> list[str]:
-    """Requeue jobs whose worker died and re-send queued jobs nobody picked up; returns re-sent ids."""
+    """Requeue jobs (and mask versions) whose worker died and re-send queued jobs nobody picked up; returns
+    re-sent job ids."""
     pending = backlog()
     with session_scope() as s:
-        return lifecycle.reap(s, pending)
+        masks = models.reap_masks(s)
+        ids = lifecycle.reap(s, pending)
+    if masks:
+        log.warning("mask versions %s were left running by a lost worker; queued again", masks)
+    return ids
 
 
 class Reaper(threading.Thread):

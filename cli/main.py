@@ -150,6 +150,17 @@ def cmd_create_tenant(args: argparse.Namespace) -> None:
         print(f"tenant {tenant.id} ({args.role}) api key: {key}")
 
 
+def cmd_janitor(args: argparse.Namespace) -> None:
+    from core.db import session_scope
+    from core.janitor import sweep
+
+    with session_scope() as s:
+        keys = sweep(s, args.grace_s, dry_run=args.dry_run)
+    for key in keys:
+        print(key)
+    print(f"{'would remove' if args.dry_run else 'removed'} {len(keys)} orphaned store object(s)")
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     from cli.demo import run_demo
 
@@ -255,6 +266,11 @@ def _add_small(sub: Any) -> None:
     cp = _parser(sub, "create-tenant", "create a tenant and print its API key", cmd_create_tenant)
     cp.add_argument("name", help="tenant name")
     cp.add_argument("--role", choices=["user", "admin"], default="user", help="role of its first key")
+    jp = _parser(
+        sub, "janitor", "remove store objects no row references (left by crashes), past a grace age", cmd_janitor
+    )
+    jp.add_argument("--grace-s", type=float, default=None, help="minimum age in seconds (default KEEL_JANITOR_GRACE_S)")
+    jp.add_argument("--dry-run", action="store_true", help="only list what would be removed")
     dp = _parser(sub, "demo", "embedded service + a scripted poisoned fine-tuning job, end to end", cmd_demo)
     dp.add_argument("--port", type=int, default=8765, help="port of the demo's own service")
     dp.add_argument("--poison", type=float, default=0.1, help="fraction of harmful examples in the dataset")

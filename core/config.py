@@ -31,6 +31,10 @@ class Settings(BaseSettings):
     visibility_timeout_s: int = Field(default=6 * 3600, description="broker redelivery; above the longest job")
     max_attempts: int = 3
     requeue_after_s: int = Field(default=60, description="re-send a queued job nobody claimed after this long")
+    janitor_interval_s: float = Field(default=3600.0, description="each worker sweeps the store this often")
+    janitor_grace_s: int = Field(
+        default=3600, description="store objects no row references are removed once older than this"
+    )
 
     device: str | None = Field(default=None, description="cuda / cpu; default: cuda when available")
     testbed_dir: Path | None = Field(default=None, description="testbed cache (default ~/.cache/keel/testbed)")

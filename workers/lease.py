@@ -6,9 +6,11 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
+from core import janitor
 from core.base_models import service as models
 from core.config import get_settings
 from core.db import session_scope
@@ -71,19 +73,37 @@ def reap() -> list[str]:
     return ids
 
 
+def sweep_store() -> list[str]:
+    """Remove store objects no row references, once older than the janitor's grace age (core.janitor)."""
+    with session_scope() as s:
+        return janitor.sweep(s)
+
+
 class Reaper(threading.Thread):
-    """Runs ``reap`` periodically inside each worker process; conditional updates make it safe to run many."""
+    """Runs ``reap`` periodically inside each worker process, and the store janitor every
+    ``janitor_interval_s``; conditional updates and idempotent deletes make it safe to run many."""
 
     def __init__(self) -> None:
         super().__init__(name="keel-reaper", daemon=True)
         self._stop = threading.Event()
+        self._last_sweep = time.monotonic()
 
     def run(self) -> None:
         while not self._stop.wait(get_settings().reaper_interval_s):
-            try:
-                reap()
-            except Exception:
-                log.exception("reaper pass failed")
+            self.run_once()
+
+    def run_once(self) -> None:
+        try:
+            reap()
+        except Exception:
+            log.exception("reaper pass failed")
+        if time.monotonic() - self._last_sweep < get_settings().janitor_interval_s:
+            return
+        self._last_sweep = time.monotonic()
+        try:
+            sweep_store()
+        except Exception:
+            log.exception("store janitor pass failed")
 
     def stop(self) -> None:
         self._stop.set()

@@ -97,3 +97,8 @@ def requeue_expired_masks(session: Session, t: int) -> list[str]:
             .values(status=MaskStatus.QUEUED, lease_owner=None, lease_expires_at=None)
         )
     return ids
+
+
+def referenced_keys(session: Session, keys: list[str]) -> set[str]:
+    """Those of ``keys`` that a row names as its stored bytes."""
+    return set(session.scalars(select(SafetyMask.storage_key).where(SafetyMask.storage_key.in_(keys))))

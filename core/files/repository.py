@@ -59,3 +59,8 @@ def bytes_since(session: Session, tenant_id: str, since: int) -> int:
         )
         or 0
     )
+
+
+def referenced_keys(session: Session, keys: list[str]) -> set[str]:
+    """Those of ``keys`` that a row names as its stored bytes."""
+    return set(session.scalars(select(File.storage_key).where(File.storage_key.in_(keys))))

@@ -35,3 +35,8 @@ def artifact_file_ids(session: Session, job_ids: list[str], kind: str) -> list[t
         .where(Artifact.job_id.in_(job_ids), Artifact.kind == kind)
     )
     return [(job_id, file_id) for job_id, file_id in rows]
+
+
+def referenced_keys(session: Session, keys: list[str]) -> set[str]:
+    """Those of ``keys`` that a row names as its stored bytes."""
+    return set(session.scalars(select(Artifact.storage_key).where(Artifact.storage_key.in_(keys))))

@@ -24,6 +24,11 @@ log = logging.getLogger("keel.worker")
 SHUTTING_DOWN = threading.Event()
 
 
+class LeaseLost(Exception):
+    """Our attempt no longer holds the job's lease (another worker took it over, or it was cancelled or
+    finished): nothing more may be written for the job."""
+
+
 def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
 

@@ -93,6 +93,27 @@ def renew(session: Session, job_id: str, owner: str, lease_s: int) -> bool:
     return bool(getattr(res, "rowcount", 0) == 1)
 
 
+def fence(session: Session, job_id: str, owner: str, attempt: int, lease_s: int) -> bool:
+    """True if ``owner`` still holds the lease of attempt ``attempt`` of a running job, renewing it. The UPDATE
+    locks the job's row until the unit of work ends, so a takeover (itself an UPDATE) cannot slip in before
+    what the caller writes in the same unit of work commits."""
+    res = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.RUNNING, Job.lease_owner == owner, Job.attempt == attempt)
+        .values(lease_expires_at=now() + lease_s)
+    )
+    return bool(getattr(res, "rowcount", 0) == 1)
+
+
+def holds_lease(session: Session, job_id: str, owner: str) -> bool:
+    return (
+        session.scalar(
+            select(Job.id).where(Job.id == job_id, Job.status == JobStatus.RUNNING, Job.lease_owner == owner)
+        )
+        is not None
+    )
+
+
 def expired_leases(session: Session, t: int) -> list[Job]:
     return list(session.scalars(select(Job).where(Job.status == JobStatus.RUNNING, Job.lease_expires_at < t)))
 

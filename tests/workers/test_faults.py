@@ -1,7 +1,8 @@
 """Fault suite on PostgreSQL + a throwaway Redis + real Celery workers (issue #8).
 
 Each fault must lose no job and leave exactly one artifact of each kind (whose stored bytes match the row),
-one safety report, a status that agrees with the events, and no stray objects in the store:
+one safety report, a status that agrees with the events, and no stray objects in the store once the janitor
+has run (each attempt writes its own keys; a killed attempt's unrecorded bytes are orphans):
 
 - the broker (its own ``redis-server``, never the shared one) restarts empty mid-job;
 - the worker is SIGKILLed mid-realignment;
@@ -176,6 +177,7 @@ def _assert_one_result(client, key: str, jid: str) -> list[dict]:  # noqa: ANN00
     """Succeeded, exactly one artifact per kind with matching bytes, one report, events agreeing."""
     from core.config import get_settings
     from core.db import session_scope
+    from core.janitor import sweep
     from core.tables import Artifact, SafetyReport
 
     done = job(client, key, jid)
@@ -189,10 +191,11 @@ def _assert_one_result(client, key: str, jid: str) -> list[dict]:  # noqa: ANN00
     for a in arts:
         blob = (store / a.storage_key).read_bytes()
         assert hashlib.sha256(blob).hexdigest() == a.sha256 and len(blob) == a.bytes, a.kind
+    with session_scope() as s:  # bytes of attempts that died before their row committed are the janitor's
+        sweep(s, grace_s=0)
     job_dir = store / "jobs" / jid
-    assert sorted(p.name for p in job_dir.iterdir()) == sorted(Path(a.storage_key).name for a in arts), (
-        "stray objects in the store"
-    )
+    left = sorted(p.relative_to(store).as_posix() for p in job_dir.rglob("*") if p.is_file())
+    assert left == sorted(a.storage_key for a in arts), "stray objects in the store"
     assert len(done["result_files"]) == 1
     r = client.get(f"/v1/fine_tuning/jobs/{jid}/adapter", headers=auth(key))
     adapter = next(a for a in arts if a.kind == "adapter")
@@ -246,6 +249,10 @@ def test_sigkill_mid_realignment(client, tenant, stack, broker, tmp_path):
     assert any("stopped heartbeating" in m for m in messages)
 
 
+def _names(points: list[str]) -> list[str]:
+    return [p.removeprefix("put:") for p in points]
+
+
 def test_sigkill_between_store_write_and_commit_of_each_artifact(client, tenant, stack, broker, tmp_path):
     points = ["put:adapter_raw.zip", "put:safety_report.png", "put:adapter.zip"]
     jid = _create(client, tenant, seed=5)
@@ -255,5 +262,11 @@ def test_sigkill_between_store_write_and_commit_of_each_artifact(client, tenant,
     assert deaths == [-signal.SIGKILL] * 3
     assert all((tmp_path / p.replace(":", "_")).exists() for p in points)
     assert done["attempt"] == 4, done
+    from core.db import session_scope
+    from core.janitor import orphans
+
+    with session_scope() as s:  # each killed attempt left its own bytes, none of them recorded
+        left = [k for k in orphans(s, grace_s=0) if k.startswith(f"jobs/{jid}/")]
+    assert left == [f"jobs/{jid}/attempt-{n}/{name}" for n, name in enumerate(_names(points), start=1)]
     events = _assert_one_result(client, tenant, jid)
     assert sum("stopped heartbeating" in e["message"] for e in events) == 3

@@ -1,11 +1,14 @@
-"""Server-Sent Events for a job's events: short DB sessions off the event loop, heartbeats, and a per-tenant
-cap on open streams."""
+"""Server-Sent Events for a job's events: short DB sessions off the event loop, heartbeats, a per-tenant cap
+on open streams, resumption after an event id, and streams that end at once when the server shuts down."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import signal
+import threading
 from collections.abc import AsyncIterator
+from types import FrameType
 
 from api.schemas.jobs import EventObject
 from core.config import get_settings
@@ -47,16 +50,40 @@ class _StreamSlots:
 
 STREAMS = _StreamSlots()
 
+# Set when this server begins to shut down: open streams end at their next poll (a clean end of the
+# response) so the server's graceful shutdown does not wait on them; clients reconnect with Last-Event-ID.
+CLOSING = threading.Event()
+RECONNECT = ": server shutting down; reconnect with Last-Event-ID or after=<last event id>\nretry: 1000\n\n"
+
+
+def close_streams_on_shutdown() -> None:
+    """Chain onto the server's SIGTERM/SIGINT handlers (uvicorn installs them before the app starts) so the
+    streams learn of the shutdown first. Only the main thread can; elsewhere (a test client) nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        server_handler = signal.getsignal(signum)
+
+        def handler(sig: int, frame: FrameType | None, server_handler: object = server_handler) -> None:
+            CLOSING.set()
+            if callable(server_handler):
+                server_handler(sig, frame)
+
+        signal.signal(signum, handler)
+
 
 async def event_stream(
-    job_id: str, tenant_id: str, poll_s: float = 0.5, heartbeat_s: float = 15.0
+    job_id: str, tenant_id: str, seq: int = 0, poll_s: float = 0.5, heartbeat_s: float = 15.0
 ) -> AsyncIterator[str]:
-    """Server-Sent Events: every event in order, then `event: done` once the job is terminal. No pooled
-    connection is held between polls; each poll runs off the event loop; a comment line every
-    ``heartbeat_s`` keeps proxies from closing an idle stream."""
-    seq, quiet_since = 0, asyncio.get_running_loop().time()
+    """Server-Sent Events: every event after sequence number ``seq`` in order, then `event: done` once the job
+    is terminal. No pooled connection is held between polls; each poll runs off the event loop; a comment line
+    every ``heartbeat_s`` keeps proxies from closing an idle stream; a shutting-down server ends the stream."""
+    quiet_since = asyncio.get_running_loop().time()
     try:
         while True:
+            if CLOSING.is_set():
+                yield RECONNECT
+                return
             chunks, seq, final = await asyncio.to_thread(_poll, job_id, seq)
             for chunk in chunks:
                 yield chunk

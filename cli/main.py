@@ -38,6 +38,13 @@ def worker_cmd(name: str | None = None) -> list[str]:
     ]
 
 
+def api_cmd(host: str, port: int, access_log: bool = False) -> list[str]:
+    """The API server's command (open event streams end at once on SIGTERM; 5 s for other requests)."""
+    cmd = [sys.executable, "-m", "uvicorn", "api.main:app", "--host", host, "--port", str(port)]
+    cmd += ["--log-level", "info", "--timeout-graceful-shutdown", "5"]
+    return cmd + ([] if access_log else ["--no-access-log"])
+
+
 def prepare(testbed: bool = True) -> dict[str, str]:
     from core.bootstrap import dev_keys, migrate, register_testbed
 
@@ -70,21 +77,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
     keys = prepare(testbed=not args.no_testbed)
     s, env = get_settings(), {**os.environ, "C_FORCE_ROOT": "1"}
     sup = Supervisor()
-    api = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "api.main:app",
-        "--host",
-        args.host,
-        "--port",
-        str(args.port),
-        "--log-level",
-        "info",
-        "--timeout-graceful-shutdown",
-        "5",
-    ] + ([] if args.access_log else ["--no-access-log"])
-    sup.start("api", api, env, grace_s=15)
+    sup.start("api", api_cmd(args.host, args.port, args.access_log), env, grace_s=15)
     if not args.no_worker:
         log = open(s.data_dir / "worker.log", "ab")  # noqa: SIM115 (kept open for the child's life)
         sup.start("worker", worker_cmd(), env, grace_s=args.worker_grace, log=log)

@@ -96,15 +96,17 @@ def list_events(
     job_id: str,
     session: SessionDep,
     principal: PrincipalDep,
-    after: str | None = None,
+    after: Annotated[str | None, Query(description="a page: events older than this; stream: newer")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 20,
     stream: bool = False,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=200)] = None,
 ) -> Page[EventObject] | StreamingResponse:
     svc.get_job(session, principal.tenant_id, job_id)
-    if stream:
+    if stream:  # resumes after `after` or the SSE Last-Event-ID header (a reconnecting client)
+        start = events.resume_point(session, job_id, after or last_event_id)
         STREAMS.take(principal.tenant_id)
         return StreamingResponse(
-            event_stream(job_id, principal.tenant_id),
+            event_stream(job_id, principal.tenant_id, start),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )

@@ -34,6 +34,16 @@ def page(session: Session, job_id: str, after: str | None, limit: int) -> tuple[
     return repo.events_before(session, job_id, seq, limit)
 
 
+def resume_point(session: Session, job_id: str, event_id: str | None) -> int:
+    """Sequence number a stream resumed after ``event_id`` starts from (0: from the first event)."""
+    if not event_id:
+        return 0
+    cur = repo.get_event(session, job_id, event_id)
+    if cur is None:
+        raise NotFound("event", event_id, param="after")
+    return cur.seq
+
+
 def since(session: Session, job_id: str, seq: int) -> list[JobEvent]:
     """Events after sequence number ``seq`` in chronological order (for the SSE stream)."""
     return repo.events_after(session, job_id, seq)

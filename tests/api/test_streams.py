@@ -50,3 +50,24 @@ def test_open_streams_are_capped_per_tenant_and_hold_no_connection(client, keys,
             for s in streams:
                 s.__exit__(None, None, None)
     assert "Created fine-tuning job" in text and "event: done" in text and '"cancelled"' in text
+
+
+def test_a_stream_resumes_after_an_event_id(client, keys, server):
+    key = keys["bob"]
+    jid = _job(client, key)
+    client.post(f"/v1/fine_tuning/jobs/{jid}/cancel", headers=auth(key))
+    ids = [
+        e["id"] for e in reversed(client.get(f"/v1/fine_tuning/jobs/{jid}/events", headers=auth(key)).json()["data"])
+    ]
+    url = f"{server}/v1/fine_tuning/jobs/{jid}/events?stream=true"
+
+    def streamed(query: str = "", headers: dict[str, str] | None = None) -> list[str]:
+        r = httpx.get(url + query, headers={**auth(key), **(headers or {})}, timeout=10)
+        assert r.status_code == 200, r.text
+        return [line[4:] for line in r.text.splitlines() if line.startswith("id: ")]
+
+    assert streamed() == ids and len(ids) >= 3
+    assert streamed(f"&after={ids[0]}") == ids[1:]
+    assert streamed(headers={"Last-Event-ID": ids[1]}) == ids[2:]  # what a reconnecting EventSource sends
+    r = httpx.get(url + "&after=ev-nope", headers=auth(key), timeout=10)
+    assert r.status_code == 404 and r.json()["error"]["param"] == "after"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -18,6 +19,7 @@ from core.config import get_settings
 @asynccontextmanager
 async def lifespan(_: FastAPI) -> AsyncIterator[None]:
     close_streams_on_shutdown()
+    sys.setswitchinterval(get_settings().api_switch_interval_s)  # the event loop waits less for the GIL
     yield
 
 

@@ -49,6 +49,16 @@ def since(session: Session, job_id: str, seq: int) -> list[JobEvent]:
     return repo.events_after(session, job_id, seq)
 
 
+def since_each(session: Session, cursors: dict[str, int]) -> dict[str, list[JobEvent]]:
+    """For each job, its events after its own sequence number, in order: one query for all the jobs."""
+    out: dict[str, list[JobEvent]] = {job_id: [] for job_id in cursors}
+    if cursors:
+        for ev in repo.events_after_any(session, list(cursors), min(cursors.values())):
+            if ev.seq > cursors[ev.job_id]:
+                out[ev.job_id].append(ev)
+    return out
+
+
 def checkpoints(session: Session, job_id: str, after: str | None, limit: int) -> tuple[list[Checkpoint], bool]:
     step = None
     if after:

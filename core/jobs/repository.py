@@ -40,6 +40,15 @@ def status(session: Session, job_id: str) -> str | None:
     return session.scalar(select(Job.status).where(Job.id == job_id))
 
 
+def statuses(session: Session, job_ids: list[str]) -> dict[str, str]:
+    if not job_ids:
+        return {}
+    out: dict[str, str] = {}
+    for job_id, status in session.execute(select(Job.id, Job.status).where(Job.id.in_(job_ids))):
+        out[job_id] = status
+    return out
+
+
 def queue_positions(session: Session, job_ids: list[str]) -> dict[str, int]:
     """1-based FIFO positions (oldest first, all tenants) of those of ``job_ids`` that are queued: one ranked
     query whatever the number of ids."""

@@ -269,6 +269,11 @@ def job_status(session: Session, job_id: str) -> str | None:
     return repo.status(session, job_id)
 
 
+def job_statuses(session: Session, job_ids: list[str]) -> dict[str, str]:
+    """Status of each of ``job_ids`` that exists, in one query."""
+    return repo.statuses(session, job_ids)
+
+
 def public_lora(lora: dict[str, Any]) -> dict[str, Any]:
     """A job's LoRA settings without server paths (the init adapter becomes a flag)."""
     out = {k: v for k, v in lora.items() if k != "init_adapter"}

@@ -319,7 +319,7 @@ def _api(stack: dict, broker: Broker, port: int, log: Path) -> subprocess.Popen:
 
 def _healthy(port: int) -> bool:
     try:
-        return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
+        return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
 

@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
 from api.limits import BodyLimit
 from api.openapi import install_openapi
 from api.routers import admin, files, health, jobs, models
+from api.streams import close_streams_on_shutdown
 from core.config import get_settings
+
+
+@asynccontextmanager
+async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    close_streams_on_shutdown()
+    sys.setswitchinterval(get_settings().api_switch_interval_s)  # the event loop waits less for the GIL
+    yield
 
 
 def create_app() -> FastAPI:
     app = FastAPI(
+        lifespan=lifespan,
         title="Keel",
         version="0.1.0",
         description="Fine-tuning as a service; every adapter comes back safety-realigned.",

@@ -39,6 +39,13 @@ def worker_cmd(name: str | None = None) -> list[str]:
     ]
 
 
+def api_cmd(host: str, port: int, access_log: bool = False) -> list[str]:
+    """The API server's command (open event streams end at once on SIGTERM; 5 s for other requests)."""
+    cmd = [sys.executable, "-m", "uvicorn", "api.main:app", "--host", host, "--port", str(port)]
+    cmd += ["--log-level", "info", "--timeout-graceful-shutdown", "5"]
+    return cmd + ([] if access_log else ["--no-access-log"])
+
+
 def prepare(testbed: bool = True) -> dict[str, str]:
     from core.bootstrap import dev_keys, migrate, register_testbed
 
@@ -71,21 +78,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
     keys = prepare(testbed=not args.no_testbed)
     s, env = get_settings(), {**os.environ, "C_FORCE_ROOT": "1"}
     sup = Supervisor()
-    api = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "api.main:app",
-        "--host",
-        args.host,
-        "--port",
-        str(args.port),
-        "--log-level",
-        "info",
-        "--timeout-graceful-shutdown",
-        "5",
-    ] + ([] if args.access_log else ["--no-access-log"])
-    sup.start("api", api, env, grace_s=15)
+    sup.start("api", api_cmd(args.host, args.port, args.access_log), env, grace_s=15)
     if not args.no_worker:
         log = open(s.data_dir / "worker.log", "ab")  # noqa: SIM115 (kept open for the child's life)
         sup.start("worker", worker_cmd(), env, grace_s=args.worker_grace, log=log)
@@ -149,6 +142,17 @@ def cmd_create_tenant(args: argparse.Namespace) -> None:
     with session_scope() as s:
         tenant, key = create_tenant(s, args.name, role=args.role)
         print(f"tenant {tenant.id} ({args.role}) api key: {key}")
+
+
+def cmd_janitor(args: argparse.Namespace) -> None:
+    from core.db import session_scope
+    from core.janitor import sweep
+
+    with session_scope() as s:
+        keys = sweep(s, args.grace_s, dry_run=args.dry_run)
+    for key in keys:
+        print(key)
+    print(f"{'would remove' if args.dry_run else 'removed'} {len(keys)} orphaned store object(s)")
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
@@ -256,6 +260,11 @@ def _add_small(sub: Any) -> None:
     cp = _parser(sub, "create-tenant", "create a tenant and print its API key", cmd_create_tenant)
     cp.add_argument("name", help="tenant name")
     cp.add_argument("--role", choices=["user", "admin"], default="user", help="role of its first key")
+    jp = _parser(
+        sub, "janitor", "remove store objects no row references (left by crashes), past a grace age", cmd_janitor
+    )
+    jp.add_argument("--grace-s", type=float, default=None, help="minimum age in seconds (default KEEL_JANITOR_GRACE_S)")
+    jp.add_argument("--dry-run", action="store_true", help="only list what would be removed")
     dp = _parser(sub, "demo", "embedded service + a scripted poisoned fine-tuning job, end to end", cmd_demo)
     dp.add_argument("--port", type=int, default=8765, help="port of the demo's own service")
     dp.add_argument("--poison", type=float, default=0.1, help="fraction of harmful examples in the dataset")

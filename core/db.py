@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import JSON, MetaData, create_engine, event, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from core.config import get_settings
@@ -76,6 +77,16 @@ def session_scope() -> Iterator[Session]:
 
 def ping(session: Session) -> None:
     session.execute(text("SELECT 1"))
+
+
+def database_ready() -> bool:
+    """The database answers a trivial query (readiness)."""
+    try:
+        with session_scope() as session:
+            ping(session)
+    except SQLAlchemyError:
+        return False
+    return True
 
 
 _ON_COMMIT, _ON_ROLLBACK = "keel_on_commit", "keel_on_rollback"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -73,7 +73,10 @@ class LocalStore:
             self.put_stream(key, iter(lambda: fh.read(1 << 20), b""))
 
     def put_dir(self, prefix: str, src: str | os.PathLike[str]) -> None:
-        atomic_dir(self._path(prefix), lambda tmp: shutil.copytree(src, tmp, dirs_exist_ok=True))
+        # shutil.copy, not copy2: a stored object's mtime is when it was stored (the janitor's grace reads it)
+        atomic_dir(
+            self._path(prefix), lambda tmp: shutil.copytree(src, tmp, dirs_exist_ok=True, copy_function=shutil.copy)
+        )
 
     def open(self, key: str) -> BinaryIO:
         return open(self._path(key), "rb")
@@ -92,6 +95,19 @@ class LocalStore:
 
     def size(self, key: str) -> int:
         return self._path(key).stat().st_size
+
+    def list_objects(self, prefix: str) -> Iterator[tuple[str, float]]:
+        top = self._path(prefix)
+        if not top.is_dir():
+            return
+        for folder, _, names in os.walk(top):
+            for name in names:
+                p = Path(folder) / name
+                try:
+                    mtime = p.stat().st_mtime
+                except FileNotFoundError:  # renamed or removed meanwhile
+                    continue
+                yield p.relative_to(self.root).as_posix(), mtime
 
     def delete(self, key: str) -> None:
         p = self._path(key)

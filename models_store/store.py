@@ -4,7 +4,7 @@ a directory is stored as every file under a key prefix. Callers never see backen
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import BinaryIO, Protocol, runtime_checkable
 
 
@@ -20,3 +20,6 @@ class Store(Protocol):
     def exists(self, key: str) -> bool: ...
     def size(self, key: str) -> int: ...
     def delete(self, key: str) -> None: ...
+    def list_objects(self, prefix: str) -> Iterator[tuple[str, float]]:
+        """(key, modification time) of every object under ``prefix``, temporary ones included."""
+        ...

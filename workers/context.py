@@ -18,6 +18,7 @@ from models_store import Store, job_key
 @dataclass
 class JobContext:
     spec: JobSnapshot
+    owner: str  # our lease on the job (with spec.attempt, the fence every artifact and report goes through)
     train_examples: list[list[dict[str, Any]]]
     valid_examples: list[list[dict[str, Any]]] | None
     store: Store
@@ -28,21 +29,37 @@ class JobContext:
 
     @property
     def work(self) -> Path:
-        """Scratch for checkpoints and intermediate adapters (shared volume in production so another worker
-        can resume from a checkpoint)."""
+        """Scratch for checkpoints, shared by the job's attempts (a shared volume in production so another
+        worker can resume from a checkpoint)."""
         path = get_settings().scratch_dir / self.job_id
         path.mkdir(parents=True, exist_ok=True)
         return path
 
-    def key(self, *parts: str) -> str:
-        return job_key(self.job_id, *parts)
+    @property
+    def attempt_dir(self) -> Path:
+        """This attempt's own scratch (bundles, realigned adapter, plots): a superseded attempt still running
+        never writes where the current one does."""
+        return self.attempt_work(self.spec.attempt)
+
+    def attempt_work(self, attempt: int) -> Path:
+        path = self.work / f"attempt-{attempt}"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def key(self, name: str) -> str:
+        """Store key of this attempt's ``name`` (an artifact row names the attempt whose bytes it recorded)."""
+        return job_key(self.job_id, f"attempt-{self.spec.attempt}", name)
 
 
-def load_context(job_id: str) -> JobContext:
+def load_context(job_id: str, owner: str) -> JobContext:
     with session_scope() as s:
         spec = lifecycle.snapshot(s, job_id)
     store = get_store()
     valid = read_examples(store.get_bytes(spec.validation_key)) if spec.validation_key else None
     return JobContext(
-        spec=spec, train_examples=read_examples(store.get_bytes(spec.training_key)), valid_examples=valid, store=store
+        spec=spec,
+        owner=owner,
+        train_examples=read_examples(store.get_bytes(spec.training_key)),
+        valid_examples=valid,
+        store=store,
     )

@@ -6,7 +6,12 @@ import logging
 import os
 import socket
 import threading
+import time
+from collections.abc import Callable
+from typing import Any
 
+from core import janitor
+from core.base_models import service as models
 from core.config import get_settings
 from core.db import session_scope
 from core.jobs import lifecycle
@@ -19,15 +24,24 @@ log = logging.getLogger("keel.worker")
 SHUTTING_DOWN = threading.Event()
 
 
+class LeaseLost(Exception):
+    """Our attempt no longer holds the job's lease (another worker took it over, or it was cancelled or
+    finished): nothing more may be written for the job."""
+
+
 def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
 
 
-class Heartbeat:
-    """Background lease renewal; ``lost`` is set when the job is no longer ours (e.g. cancelled)."""
+Renew = Callable[[Any, str, str], bool]  # (session, id, owner) -> still ours
 
-    def __init__(self, job_id: str, owner: str) -> None:
-        self.job_id, self.owner = job_id, owner
+
+class Heartbeat:
+    """Background lease renewal of a job (or, with ``renew``, of another leased row such as a mask version);
+    ``lost`` is set when it is no longer ours (cancelled, finished or taken over)."""
+
+    def __init__(self, job_id: str, owner: str, renew: Renew = lifecycle.renew) -> None:
+        self.job_id, self.owner, self._renew = job_id, owner, renew
         self.lost = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"heartbeat-{job_id}", daemon=True)
@@ -36,7 +50,7 @@ class Heartbeat:
         while not self._stop.wait(get_settings().heartbeat_s):
             try:
                 with session_scope() as s:
-                    ours = lifecycle.renew(s, self.job_id, self.owner)
+                    ours = self._renew(s, self.job_id, self.owner)
                 if not ours:
                     self.lost.set()
                     return
@@ -53,25 +67,48 @@ class Heartbeat:
 
 
 def reap() -> list[str]:
-    """Requeue jobs whose worker died and re-send queued jobs nobody picked up; returns re-sent ids."""
+    """Requeue jobs (and mask versions) whose worker died and re-send queued jobs nobody picked up; returns
+    re-sent job ids."""
     pending = backlog()
     with session_scope() as s:
-        return lifecycle.reap(s, pending)
+        masks = models.reap_masks(s)
+        ids = lifecycle.reap(s, pending)
+    if masks:
+        log.warning("mask versions %s were left running by a lost worker; queued again", masks)
+    return ids
+
+
+def sweep_store() -> list[str]:
+    """Remove store objects no row references, once older than the janitor's grace age (core.janitor)."""
+    with session_scope() as s:
+        return janitor.sweep(s)
 
 
 class Reaper(threading.Thread):
-    """Runs ``reap`` periodically inside each worker process; conditional updates make it safe to run many."""
+    """Runs ``reap`` periodically inside each worker process, and the store janitor every
+    ``janitor_interval_s``; conditional updates and idempotent deletes make it safe to run many."""
 
     def __init__(self) -> None:
         super().__init__(name="keel-reaper", daemon=True)
         self._stop = threading.Event()
+        self._last_sweep = time.monotonic()
 
     def run(self) -> None:
         while not self._stop.wait(get_settings().reaper_interval_s):
-            try:
-                reap()
-            except Exception:
-                log.exception("reaper pass failed")
+            self.run_once()
+
+    def run_once(self) -> None:
+        try:
+            reap()
+        except Exception:
+            log.exception("reaper pass failed")
+        if time.monotonic() - self._last_sweep < get_settings().janitor_interval_s:
+            return
+        self._last_sweep = time.monotonic()
+        try:
+            sweep_store()
+        except Exception:
+            log.exception("store janitor pass failed")
 
     def stop(self) -> None:
         self._stop.set()

@@ -8,7 +8,7 @@ from core.db import session_scope
 from core.jobs import lifecycle
 from tuning.interfaces import Stopped
 from workers.context import load_context
-from workers.lease import SHUTTING_DOWN, Heartbeat, worker_id
+from workers.lease import SHUTTING_DOWN, Heartbeat, LeaseLost, worker_id
 from workers.progress import DbProgress
 from workers.stages.export import export
 from workers.stages.realign import realign
@@ -30,6 +30,9 @@ def run_job(job_id: str) -> str:
     with Heartbeat(job_id, owner) as hb:
         try:
             return _run_claimed(job_id, owner, DbProgress(job_id, hb))
+        except LeaseLost as exc:
+            log.warning("job %s: %s; this attempt stops without writing more", job_id, exc)
+            return "superseded"
         except BaseException as exc:
             if SHUTTING_DOWN.is_set():  # cold shutdown interrupted the job: hand it back, don't fail it
                 _requeue(job_id, owner)
@@ -55,11 +58,13 @@ def _stopped(job_id: str, owner: str) -> str:
     with session_scope() as s:
         status = lifecycle.status(s, job_id)
     log.info("job %s stopped (%s)", job_id, status)
+    if status == "running":  # running under another worker's lease: this attempt was superseded
+        return "superseded"
     return "paused" if status == "paused" else "cancelled"
 
 
 def _run_claimed(job_id: str, owner: str, progress: DbProgress) -> str:
-    ctx = load_context(job_id)
+    ctx = load_context(job_id, owner)
     with session_scope() as s:
         lifecycle.started(s, job_id, owner)
     raw = train(ctx, progress)

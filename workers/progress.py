@@ -61,5 +61,5 @@ class DbProgress:
         if t - self._last_poll >= 1.0:  # cancellation is seen within about a second
             self._last_poll = t
             with session_scope() as s:
-                self._stopped = not lifecycle.is_running(s, self.job_id)
+                self._stopped = not lifecycle.holds_lease(s, self.job_id, self.heartbeat.owner)
         return self._stopped

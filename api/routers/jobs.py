@@ -23,9 +23,14 @@ from core.storage import get_store
 router = APIRouter(prefix="/v1/fine_tuning/jobs", tags=["fine-tuning"], responses=ERRORS)
 
 
+def _objs(session: SessionDep, jobs: list[Job]) -> list[JobObject]:
+    """Job objects with a constant number of queries: one for queue positions, one for result files."""
+    positions, files = svc.queue_positions(session, jobs), results.result_files(session, jobs)
+    return [JobObject.of(j, positions.get(j.id), svc.public_lora(j.lora), files.get(j.id, [])) for j in jobs]
+
+
 def _obj(session: SessionDep, job: Job) -> JobObject:
-    files = results.result_files(session, job) if job.status == "succeeded" else []
-    return JobObject.of(job, svc.queue_position(session, job), svc.public_lora(job.lora), files)
+    return _objs(session, [job])[0]
 
 
 @router.post("")
@@ -59,7 +64,7 @@ def list_jobs(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> Page[JobObject]:
     rows, more = svc.list_jobs(session, principal.tenant_id, after, limit, _metadata_filter(request))
-    return page([_obj(session, j) for j in rows], more)
+    return page(_objs(session, rows), more)
 
 
 @router.get("/{job_id}")
@@ -91,15 +96,17 @@ def list_events(
     job_id: str,
     session: SessionDep,
     principal: PrincipalDep,
-    after: str | None = None,
+    after: Annotated[str | None, Query(description="a page: events older than this; stream: newer")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 20,
     stream: bool = False,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=200)] = None,
 ) -> Page[EventObject] | StreamingResponse:
     svc.get_job(session, principal.tenant_id, job_id)
-    if stream:
+    if stream:  # resumes after `after` or the SSE Last-Event-ID header (a reconnecting client)
+        start = events.resume_point(session, job_id, after or last_event_id)
         STREAMS.take(principal.tenant_id)
         return StreamingResponse(
-            event_stream(job_id, principal.tenant_id),
+            event_stream(job_id, principal.tenant_id, start),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )

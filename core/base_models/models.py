@@ -40,5 +40,7 @@ class SafetyMask(Base):
     storage_key: Mapped[str | None] = mapped_column(String(500))
     error: Mapped[str | None] = mapped_column(Text)
     compute_s: Mapped[float | None] = mapped_column(Float)
+    lease_owner: Mapped[str | None] = mapped_column(String(200))  # the worker computing a running version
+    lease_expires_at: Mapped[int | None] = mapped_column()  # renewed while computing; past it, anyone may take over
     created_at: Mapped[int] = mapped_column(default=now)
     finished_at: Mapped[int | None] = mapped_column()

@@ -15,8 +15,11 @@ from core.base_models.inspect import is_model_dir, module_leaf_names
 from core.base_models.models import BaseModelRecord, SafetyMask
 from core.base_models.schemas import BaseModelCreate, MaskCreate
 from core.base_models.states import CLAIMABLE, MaskStatus
+from core.config import get_settings
 from core.errors import Conflict, InvalidRequest, NotFound
+from core.ids import now
 from core.jobs.schemas import LoraOptions
+from core.queue import COMPUTE_MASKS, send_after_commit
 from tuning.specs import DEFAULT_TARGETS
 
 
@@ -162,18 +165,40 @@ def mask_for_job(session: Session, model_id: str) -> SafetyMask:
     return mask or create_mask(session, require_model(session, model_id), MaskCreate(method="all"), None)
 
 
-def claim_mask(session: Session, mask_id: str) -> bool:
-    return repo.claim_mask(session, mask_id)
+def claim_mask(session: Session, mask_id: str, owner: str) -> bool:
+    """Start computing a version, or take over one whose worker stopped renewing its lease."""
+    return repo.claim_mask(session, mask_id, owner, get_settings().job_lease_s)
 
 
-def mask_ready(session: Session, mask_id: str, stats: dict[str, Any], storage_key: str, seconds: float) -> None:
-    repo.finish_mask(
-        session, mask_id, status=MaskStatus.READY, stats=stats, storage_key=storage_key, compute_s=round(seconds, 2)
+def renew_mask(session: Session, mask_id: str, owner: str) -> bool:
+    """Extend our lease on a version being computed; False once it was taken over."""
+    return repo.renew_mask(session, mask_id, owner, get_settings().job_lease_s)
+
+
+def mask_ready(
+    session: Session, mask_id: str, owner: str, stats: dict[str, Any], storage_key: str, seconds: float
+) -> bool:
+    return repo.finish_mask(
+        session,
+        mask_id,
+        owner,
+        status=MaskStatus.READY,
+        stats=stats,
+        storage_key=storage_key,
+        compute_s=round(seconds, 2),
     )
 
 
-def mask_failed(session: Session, mask_id: str, error: str) -> None:
-    repo.finish_mask(session, mask_id, status=MaskStatus.FAILED, error=error)
+def mask_failed(session: Session, mask_id: str, owner: str, error: str) -> bool:
+    return repo.finish_mask(session, mask_id, owner, status=MaskStatus.FAILED, error=error)
+
+
+def reap_masks(session: Session) -> list[str]:
+    """Versions left running by a dead worker (lease expired) are queued and sent to the workers again."""
+    ids = repo.requeue_expired_masks(session, now())
+    for mask_id in ids:
+        send_after_commit(session, COMPUTE_MASKS, mask_id)
+    return ids
 
 
 def get_mask(session: Session, mask_id: str) -> SafetyMask:

@@ -30,6 +30,12 @@ def events_after(session: Session, job_id: str, seq: int) -> list[JobEvent]:
     )
 
 
+def events_after_any(session: Session, job_ids: list[str], seq: int) -> list[JobEvent]:
+    return list(
+        session.scalars(select(JobEvent).where(JobEvent.job_id.in_(job_ids), JobEvent.seq > seq).order_by(JobEvent.seq))
+    )
+
+
 def get_checkpoint(session: Session, job_id: str, checkpoint_id: str) -> Checkpoint | None:
     row = session.get(Checkpoint, checkpoint_id)
     return row if row is not None and row.job_id == job_id else None

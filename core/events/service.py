@@ -34,9 +34,29 @@ def page(session: Session, job_id: str, after: str | None, limit: int) -> tuple[
     return repo.events_before(session, job_id, seq, limit)
 
 
+def resume_point(session: Session, job_id: str, event_id: str | None) -> int:
+    """Sequence number a stream resumed after ``event_id`` starts from (0: from the first event)."""
+    if not event_id:
+        return 0
+    cur = repo.get_event(session, job_id, event_id)
+    if cur is None:
+        raise NotFound("event", event_id, param="after")
+    return cur.seq
+
+
 def since(session: Session, job_id: str, seq: int) -> list[JobEvent]:
     """Events after sequence number ``seq`` in chronological order (for the SSE stream)."""
     return repo.events_after(session, job_id, seq)
+
+
+def since_each(session: Session, cursors: dict[str, int]) -> dict[str, list[JobEvent]]:
+    """For each job, its events after its own sequence number, in order: one query for all the jobs."""
+    out: dict[str, list[JobEvent]] = {job_id: [] for job_id in cursors}
+    if cursors:
+        for ev in repo.events_after_any(session, list(cursors), min(cursors.values())):
+            if ev.seq > cursors[ev.job_id]:
+                out[ev.job_id].append(ev)
+    return out
 
 
 def checkpoints(session: Session, job_id: str, after: str | None, limit: int) -> tuple[list[Checkpoint], bool]:

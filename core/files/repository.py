@@ -49,12 +49,6 @@ def by_storage_key(session: Session, tenant_id: str, key: str) -> File | None:
     return session.scalar(select(File).where(File.tenant_id == tenant_id, File.storage_key == key))
 
 
-def ids_for_keys(session: Session, tenant_id: str, keys: list[str]) -> list[str]:
-    if not keys:
-        return []
-    return list(session.scalars(select(File.id).where(File.tenant_id == tenant_id, File.storage_key.in_(keys))))
-
-
 def bytes_since(session: Session, tenant_id: str, since: int) -> int:
     """Bytes the tenant uploaded since ``since`` (job results are not uploads)."""
     return int(
@@ -65,3 +59,8 @@ def bytes_since(session: Session, tenant_id: str, since: int) -> int:
         )
         or 0
     )
+
+
+def referenced_keys(session: Session, keys: list[str]) -> set[str]:
+    """Those of ``keys`` that a row names as its stored bytes."""
+    return set(session.scalars(select(File.storage_key).where(File.storage_key.in_(keys))))

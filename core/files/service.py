@@ -176,10 +176,6 @@ def register_result(session: Session, tenant_id: str, filename: str, key: str, s
     return row
 
 
-def result_file_ids(session: Session, tenant_id: str, keys: list[str]) -> list[str]:
-    return repo.ids_for_keys(session, tenant_id, keys)
-
-
 def open_content(row: File) -> BinaryIO:
     return get_store().open(row.storage_key)
 

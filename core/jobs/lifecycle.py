@@ -117,8 +117,9 @@ def status(session: Session, job_id: str) -> str | None:
     return repo.status(session, job_id)
 
 
-def is_running(session: Session, job_id: str) -> bool:
-    return repo.status(session, job_id) == JobStatus.RUNNING
+def holds_lease(session: Session, job_id: str, owner: str) -> bool:
+    """The job is running under ``owner``'s lease (not cancelled, paused, finished or taken over)."""
+    return repo.holds_lease(session, job_id, owner)
 
 
 def started(session: Session, job_id: str, owner: str) -> None:
@@ -157,10 +158,10 @@ def fail(session: Session, job_id: str, owner: str, code: str, message: str) -> 
 
 
 def succeed(session: Session, job_id: str, owner: str) -> bool:
+    """Succeed and publish the adapter as a result file, only if ``owner`` still holds the job."""
     job = _job(session, job_id)
     name = model_name(job)
-    publish(session, job)
-    return finish(
+    moved = finish(
         session,
         job_id,
         owner,
@@ -170,6 +171,9 @@ def succeed(session: Session, job_id: str, owner: str) -> bool:
         progress=100.0,
         stage=None,
     )
+    if moved:
+        publish(session, job)
+    return moved
 
 
 def set_stage(session: Session, job_id: str, stage: Stage, progress: float, message: str) -> None:

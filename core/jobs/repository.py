@@ -40,18 +40,27 @@ def status(session: Session, job_id: str) -> str | None:
     return session.scalar(select(Job.status).where(Job.id == job_id))
 
 
-def queued_ahead(session: Session, job: Job) -> int:
-    return int(
-        session.scalar(
-            select(func.count())
-            .select_from(Job)
-            .where(
-                Job.status == JobStatus.QUEUED,
-                or_(Job.created_at < job.created_at, and_(Job.created_at == job.created_at, Job.id < job.id)),
-            )
-        )
-        or 0
+def statuses(session: Session, job_ids: list[str]) -> dict[str, str]:
+    if not job_ids:
+        return {}
+    out: dict[str, str] = {}
+    for job_id, status in session.execute(select(Job.id, Job.status).where(Job.id.in_(job_ids))):
+        out[job_id] = status
+    return out
+
+
+def queue_positions(session: Session, job_ids: list[str]) -> dict[str, int]:
+    """1-based FIFO positions (oldest first, all tenants) of those of ``job_ids`` that are queued: one ranked
+    query whatever the number of ids."""
+    if not job_ids:
+        return {}
+    ranked = (
+        select(Job.id.label("id"), func.row_number().over(order_by=(Job.created_at, Job.id)).label("pos"))
+        .where(Job.status == JobStatus.QUEUED)
+        .subquery()
     )
+    rows = session.execute(select(ranked.c.id, ranked.c.pos).where(ranked.c.id.in_(job_ids)))
+    return {job_id: int(pos) for job_id, pos in rows}
 
 
 def transition(session: Session, job_id: str, target: JobStatus, *where: ColumnElement[bool], **values: Any) -> bool:
@@ -91,6 +100,27 @@ def renew(session: Session, job_id: str, owner: str, lease_s: int) -> bool:
         .values(lease_expires_at=now() + lease_s)
     )
     return bool(getattr(res, "rowcount", 0) == 1)
+
+
+def fence(session: Session, job_id: str, owner: str, attempt: int, lease_s: int) -> bool:
+    """True if ``owner`` still holds the lease of attempt ``attempt`` of a running job, renewing it. The UPDATE
+    locks the job's row until the unit of work ends, so a takeover (itself an UPDATE) cannot slip in before
+    what the caller writes in the same unit of work commits."""
+    res = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.RUNNING, Job.lease_owner == owner, Job.attempt == attempt)
+        .values(lease_expires_at=now() + lease_s)
+    )
+    return bool(getattr(res, "rowcount", 0) == 1)
+
+
+def holds_lease(session: Session, job_id: str, owner: str) -> bool:
+    return (
+        session.scalar(
+            select(Job.id).where(Job.id == job_id, Job.status == JobStatus.RUNNING, Job.lease_owner == owner)
+        )
+        is not None
+    )
 
 
 def expired_leases(session: Session, t: int) -> list[Job]:

@@ -256,10 +256,9 @@ def resume_job(session: Session, tenant_id: str, job_id: str) -> Job:
     return job
 
 
-def queue_position(session: Session, job: Job) -> int | None:
-    if job.status != JobStatus.QUEUED:
-        return None
-    return repo.queued_ahead(session, job) + 1
+def queue_positions(session: Session, jobs: list[Job]) -> dict[str, int]:
+    """Queue positions (1 = next to run) of the queued ones among ``jobs``, in one query."""
+    return repo.queue_positions(session, [j.id for j in jobs if j.status == JobStatus.QUEUED])
 
 
 def is_terminal(status: str | None) -> bool:
@@ -268,6 +267,11 @@ def is_terminal(status: str | None) -> bool:
 
 def job_status(session: Session, job_id: str) -> str | None:
     return repo.status(session, job_id)
+
+
+def job_statuses(session: Session, job_ids: list[str]) -> dict[str, str]:
+    """Status of each of ``job_ids`` that exists, in one query."""
+    return repo.statuses(session, job_ids)
 
 
 def public_lora(lora: dict[str, Any]) -> dict[str, Any]:

@@ -9,8 +9,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from core.config import get_settings
 from core.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
-from core.files.service import register_result, result_file_ids
+from core.files.service import register_result
+from core.jobs import repository as jobs_repo
 from core.jobs.models import Job
 from core.jobs.states import JobStatus
 from core.results import repository as repo
@@ -23,17 +25,27 @@ def find_artifact(session: Session, job_id: str, kind: ArtifactKind) -> Artifact
     return repo.artifact(session, job_id, kind)
 
 
+def _fenced(session: Session, job_id: str, owner: str, attempt: int) -> bool:
+    return jobs_repo.fence(session, job_id, owner, attempt, get_settings().job_lease_s)
+
+
 def record_artifact(
     session: Session,
     job_id: str,
+    owner: str,
+    attempt: int,
+    stored: tuple[str, str, int],
     kind: ArtifactKind,
-    key: str,
-    sha256: str,
-    size: int,
     manifest: dict[str, Any] | None = None,
-) -> Artifact:
+) -> Artifact | None:
+    """Record the ``kind`` artifact stored as ``stored`` = (key, sha256, bytes) by attempt ``attempt`` of
+    ``owner``. None if that attempt no longer holds the job's lease (taken over, cancelled, finished): its
+    bytes are the caller's to remove. An earlier attempt's row of the same kind wins (one row per kind)."""
+    if not _fenced(session, job_id, owner, attempt):
+        return None
     row = repo.artifact(session, job_id, kind)
     if row is None:
+        key, sha256, size = stored
         row = Artifact(job_id=job_id, kind=kind, storage_key=key, sha256=sha256, bytes=size, manifest=manifest or {})
         repo.add(session, row)
     return row
@@ -63,9 +75,13 @@ def publish(session: Session, job: Job) -> None:
         register_result(session, job.tenant_id, f"{job.id}-adapter.zip", art.storage_key, art.bytes, art.sha256)
 
 
-def result_files(session: Session, job: Job) -> list[str]:
-    art = repo.artifact(session, job.id, ArtifactKind.ADAPTER)
-    return result_file_ids(session, job.tenant_id, [art.storage_key]) if art is not None else []
+def result_files(session: Session, jobs: list[Job]) -> dict[str, list[str]]:
+    """File ids of the published adapter bundle of each succeeded job among ``jobs``, in one query."""
+    done = [j.id for j in jobs if j.status == JobStatus.SUCCEEDED]
+    out: dict[str, list[str]] = {}
+    for job_id, file_id in repo.artifact_file_ids(session, done, ArtifactKind.ADAPTER):
+        out.setdefault(job_id, []).append(file_id)
+    return out
 
 
 def stored_report(session: Session, job_id: str) -> dict[str, Any] | None:
@@ -73,9 +89,15 @@ def stored_report(session: Session, job_id: str) -> dict[str, Any] | None:
     return None if row is None else {"passed": row.passed, **row.data}
 
 
-def save_report(session: Session, job_id: str, report: dict[str, Any], mask_id: str | None) -> None:
+def save_report(
+    session: Session, job_id: str, owner: str, attempt: int, report: dict[str, Any], mask_id: str | None
+) -> bool:
+    """Store the job's safety report (the first one wins); False if ``owner``'s attempt lost the lease."""
+    if not _fenced(session, job_id, owner, attempt):
+        return False
     if repo.report(session, job_id) is None:
         repo.add(session, SafetyReport(job_id=job_id, mask_id=mask_id, passed=bool(report["passed"]), data=report))
+    return True
 
 
 def report_for(session: Session, job: Job) -> SafetyReport:

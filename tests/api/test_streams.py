@@ -41,7 +41,7 @@ def test_open_streams_are_capped_per_tenant_and_hold_no_connection(client, keys,
             assert over.status_code == 429 and over.headers["Retry-After"]
             assert over.json()["error"]["code"] == "too_many_streams"
             started = time.monotonic()
-            assert http.get(f"{server}/healthz").status_code == 200  # the pool is not held by the streams
+            assert http.get(f"{server}/readyz").status_code == 200  # the pool is not held by the streams
             assert http.get(url.replace(jid, jid), headers=auth(keys["alice"])).status_code == 404
             assert time.monotonic() - started < 5
             http.post(f"{server}/v1/fine_tuning/jobs/{jid}/cancel", headers=auth(keys["bob"]))
@@ -50,3 +50,64 @@ def test_open_streams_are_capped_per_tenant_and_hold_no_connection(client, keys,
             for s in streams:
                 s.__exit__(None, None, None)
     assert "Created fine-tuning job" in text and "event: done" in text and '"cancelled"' in text
+
+
+def test_a_stream_resumes_after_an_event_id(client, keys, server):
+    key = keys["bob"]
+    jid = _job(client, key)
+    client.post(f"/v1/fine_tuning/jobs/{jid}/cancel", headers=auth(key))
+    ids = [
+        e["id"] for e in reversed(client.get(f"/v1/fine_tuning/jobs/{jid}/events", headers=auth(key)).json()["data"])
+    ]
+    url = f"{server}/v1/fine_tuning/jobs/{jid}/events?stream=true"
+
+    def streamed(query: str = "", headers: dict[str, str] | None = None) -> list[str]:
+        r = httpx.get(url + query, headers={**auth(key), **(headers or {})}, timeout=10)
+        assert r.status_code == 200, r.text
+        return [line[4:] for line in r.text.splitlines() if line.startswith("id: ")]
+
+    assert streamed() == ids and len(ids) >= 3
+    assert streamed(f"&after={ids[0]}") == ids[1:]
+    assert streamed(headers={"Last-Event-ID": ids[1]}) == ids[2:]  # what a reconnecting EventSource sends
+    r = httpx.get(url + "&after=ev-nope", headers=auth(key), timeout=10)
+    assert r.status_code == 404 and r.json()["error"]["param"] == "after"
+
+
+def test_one_poll_serves_every_open_stream(client, keys):
+    """The streams of a process share one poller: a tick costs two statements (statuses, then events) however
+    many streams and jobs are open, and each stream gets its own job's events from its own cursor."""
+    import asyncio
+
+    from sqlalchemy import select
+
+    from api.streams import _Hub
+    from core.db import session_scope
+    from core.events.models import JobEvent
+    from tests.api.test_list_cost import statements
+
+    key = keys["bob"]
+    jobs = [_job(client, key) for _ in range(3)]
+    for jid in jobs:
+        client.post(f"/v1/fine_tuning/jobs/{jid}/cancel", headers=auth(key))
+    with session_scope() as s:
+        seqs = {
+            j: list(s.scalars(select(JobEvent.seq).where(JobEvent.job_id == j).order_by(JobEvent.seq))) for j in jobs
+        }
+
+    async def two_ticks() -> tuple[list, list[list[str]], list[list[str]]]:
+        hub = _Hub()
+        subs = [hub.join(j, 0) for j in jobs for _ in range(4)] + [hub.join(jobs[0], seqs[jobs[0]][1])]
+        assert hub.task is not None
+        hub.task.cancel()  # tick by hand
+        with statements() as seen:
+            await hub.tick()
+            first = [sub.inbox.get_nowait() for sub in subs]
+            await hub.tick()
+            second = [sub.inbox.get_nowait() for sub in subs]
+        return seen, first, second
+
+    seen, first, second = asyncio.run(two_ticks())
+    assert len(seen) == 4, seen  # two per tick for 13 streams on 3 jobs
+    expected = [len(seqs[j]) for j in jobs for _ in range(4)] + [len(seqs[jobs[0]]) - 2]
+    assert [len(chunks) for chunks, final in first] == expected and all(final is None for _, final in first)
+    assert second == [([], "cancelled")] * 13  # nothing new: the job is over

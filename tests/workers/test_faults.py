@@ -1,11 +1,13 @@
 """Fault suite on PostgreSQL + a throwaway Redis + real Celery workers (issue #8).
 
 Each fault must lose no job and leave exactly one artifact of each kind (whose stored bytes match the row),
-one safety report, a status that agrees with the events, and no stray objects in the store:
+one safety report, a status that agrees with the events, and no stray objects in the store once the janitor
+has run (each attempt writes its own keys; a killed attempt's unrecorded bytes are orphans):
 
 - the broker (its own ``redis-server``, never the shared one) restarts empty mid-job;
 - the worker is SIGKILLed mid-realignment;
-- the worker is SIGKILLed between a store write and the commit of its row, at every artifact.
+- the worker is SIGKILLed between a store write and the commit of its row, at every artifact;
+- the API is restarted (SIGTERM) with event streams open; the clients resume where they were.
 
 Faults are injected in the worker process by ``tests/workers/faultinject/sitecustomize.py``.
 """
@@ -13,16 +15,19 @@ Faults are injected in the worker process by ``tests/workers/faultinject/sitecus
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from unittest import mock
 
+import httpx
 import pytest
 from sqlalchemy import func, select, update
 
@@ -176,6 +181,7 @@ def _assert_one_result(client, key: str, jid: str) -> list[dict]:  # noqa: ANN00
     """Succeeded, exactly one artifact per kind with matching bytes, one report, events agreeing."""
     from core.config import get_settings
     from core.db import session_scope
+    from core.janitor import sweep
     from core.tables import Artifact, SafetyReport
 
     done = job(client, key, jid)
@@ -189,10 +195,11 @@ def _assert_one_result(client, key: str, jid: str) -> list[dict]:  # noqa: ANN00
     for a in arts:
         blob = (store / a.storage_key).read_bytes()
         assert hashlib.sha256(blob).hexdigest() == a.sha256 and len(blob) == a.bytes, a.kind
+    with session_scope() as s:  # bytes of attempts that died before their row committed are the janitor's
+        sweep(s, grace_s=0)
     job_dir = store / "jobs" / jid
-    assert sorted(p.name for p in job_dir.iterdir()) == sorted(Path(a.storage_key).name for a in arts), (
-        "stray objects in the store"
-    )
+    left = sorted(p.relative_to(store).as_posix() for p in job_dir.rglob("*") if p.is_file())
+    assert left == sorted(a.storage_key for a in arts), "stray objects in the store"
     assert len(done["result_files"]) == 1
     r = client.get(f"/v1/fine_tuning/jobs/{jid}/adapter", headers=auth(key))
     adapter = next(a for a in arts if a.kind == "adapter")
@@ -246,6 +253,10 @@ def test_sigkill_mid_realignment(client, tenant, stack, broker, tmp_path):
     assert any("stopped heartbeating" in m for m in messages)
 
 
+def _names(points: list[str]) -> list[str]:
+    return [p.removeprefix("put:") for p in points]
+
+
 def test_sigkill_between_store_write_and_commit_of_each_artifact(client, tenant, stack, broker, tmp_path):
     points = ["put:adapter_raw.zip", "put:safety_report.png", "put:adapter.zip"]
     jid = _create(client, tenant, seed=5)
@@ -255,5 +266,95 @@ def test_sigkill_between_store_write_and_commit_of_each_artifact(client, tenant,
     assert deaths == [-signal.SIGKILL] * 3
     assert all((tmp_path / p.replace(":", "_")).exists() for p in points)
     assert done["attempt"] == 4, done
+    from core.db import session_scope
+    from core.janitor import orphans
+
+    with session_scope() as s:  # each killed attempt left its own bytes, none of them recorded
+        left = [k for k in orphans(s, grace_s=0) if k.startswith(f"jobs/{jid}/")]
+    assert left == [f"jobs/{jid}/attempt-{n}/{name}" for n, name in enumerate(_names(points), start=1)]
     events = _assert_one_result(client, tenant, jid)
     assert sum("stopped heartbeating" in e["message"] for e in events) == 3
+
+
+class _Stream(threading.Thread):
+    """One SSE client: the event ids and types it received, whether it saw `done`, and how it ended."""
+
+    def __init__(self, url: str, headers: dict[str, str]) -> None:
+        super().__init__(daemon=True)
+        self.url, self.headers = url, headers
+        self.ids: list[str] = []
+        self.types: list[str] = []
+        self.done = False
+        self.error: str | None = None
+
+    def run(self) -> None:
+        try:
+            with httpx.stream("GET", self.url, headers=self.headers, timeout=httpx.Timeout(10, read=60)) as r:
+                if r.status_code != 200:
+                    self.error = f"HTTP {r.status_code}"
+                    return
+                for line in r.iter_lines():
+                    if line.startswith("id: "):
+                        self.ids.append(line[4:])
+                    elif line.startswith("data: ") and not self.done:
+                        self.types.append(json.loads(line[6:]).get("type", ""))
+                    elif line == "event: done":
+                        self.done = True
+        except Exception as exc:  # noqa: BLE001 (how the stream ended is what the test checks)
+            self.error = repr(exc)
+
+
+def _api(stack: dict, broker: Broker, port: int, log: Path) -> subprocess.Popen:
+    """The API exactly as `keel serve` starts it, in its own process, on this module's broker."""
+    from cli.main import api_cmd
+
+    env = {**os.environ, **{k: v for k, v in stack.items() if k.startswith("KEEL_")}, **MODULE_ENV}
+    env["KEEL_BROKER_URL"] = broker.url
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(api_cmd("127.0.0.1", port), cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+    wait_for(lambda: _healthy(port) or proc.poll() is not None, 60, interval=0.2, what="the API to start")
+    assert proc.poll() is None, log.read_text()
+    return proc
+
+
+def _healthy(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_api_restart_with_open_streams(client, tenant, stack, broker, tmp_path):
+    """SIGTERM to the API while 4 clients stream a training job's events: the streams end cleanly and the
+    server exits at once; after a restart the clients resume (after=, Last-Event-ID) and together with what
+    they had, each saw every event of the job exactly once, in order."""
+    jid = _create(client, tenant, n=48, hp={"n_epochs": 6, "batch_size": 2, "learning_rate_multiplier": 5}, seed=6)
+    port, headers = _free_port(), auth(tenant)
+    url = f"http://127.0.0.1:{port}/v1/fine_tuning/jobs/{jid}/events?stream=true"
+    worker, api = _worker(stack, broker, tmp_path / "w.log"), _api(stack, broker, port, tmp_path / "api-1.log")
+    try:
+        first = [_Stream(url, headers) for _ in range(4)]
+        for s in first:
+            s.start()
+        wait_for(lambda: all("metrics" in s.types for s in first), 240, what="every stream to see training")
+        api.send_signal(signal.SIGTERM)
+        assert api.wait(timeout=10) in (0, -signal.SIGTERM)  # not waiting out the streams
+        for s in first:
+            s.join(timeout=10)
+        assert [(s.is_alive(), s.error, s.done) for s in first] == [(False, None, False)] * 4  # a clean end
+        assert job(client, tenant, jid)["status"] == "running"
+        api = _api(stack, broker, port, tmp_path / "api-2.log")
+        resumed = [_Stream(f"{url}&after={s.ids[-1]}", headers) for s in first[:2]]
+        resumed += [_Stream(url, {**headers, "Last-Event-ID": s.ids[-1]}) for s in first[2:]]
+        for s in resumed:
+            s.start()
+        for s in resumed:
+            s.join(timeout=300)
+    finally:
+        api.send_signal(signal.SIGTERM)
+        api.wait(timeout=30)
+        stop_worker(worker)
+    assert [(s.error, s.done) for s in resumed] == [(None, True)] * 4
+    ids = [e["id"] for e in _assert_one_result(client, tenant, jid)]
+    for before, after in zip(first, resumed, strict=True):
+        assert before.ids + after.ids == ids

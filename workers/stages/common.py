@@ -1,4 +1,5 @@
-"""Shared by the stages: stage transitions and recording artifacts (idempotently) through core services."""
+"""Shared by the stages: stage transitions and recording artifacts (idempotently, fenced by the attempt's lease)
+through core services."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from core.results import service as results
 from core.results.states import ArtifactKind
 from models_store import build_adapter_zip, sha256_file
 from workers.context import JobContext
+from workers.lease import LeaseLost
 
 
 def set_stage(ctx: JobContext, stage: Stage, progress: float, message: str) -> None:
@@ -20,18 +22,30 @@ def set_stage(ctx: JobContext, stage: Stage, progress: float, message: str) -> N
         lifecycle.set_stage(s, ctx.job_id, stage, progress, message)
 
 
-def has_artifact(job_id: str, kind: ArtifactKind) -> bool:
+def artifact_key(job_id: str, kind: ArtifactKind) -> str | None:
+    """Store key of the job's recorded ``kind`` artifact (whichever attempt recorded it), if any."""
     with session_scope() as s:
-        return results.find_artifact(s, job_id, kind) is not None
+        row = results.find_artifact(s, job_id, kind)
+        return row.storage_key if row is not None else None
 
 
 def store_artifact(
-    ctx: JobContext, kind: ArtifactKind, local: Path, key: str, manifest: dict[str, Any] | None = None
+    ctx: JobContext, kind: ArtifactKind, local: Path, name: str, manifest: dict[str, Any] | None = None
 ) -> None:
-    """Upload ``local`` under ``key`` and record it; a second call for the same kind records nothing new."""
+    """Upload ``local`` under this attempt's key and record it, fenced by our lease. An earlier attempt's row
+    of the same kind is kept (ours is then redundant); raises LeaseLost, with our bytes removed, if our
+    attempt no longer holds the job."""
+    key = ctx.key(name)
     ctx.store.put_file(key, local)
     with session_scope() as s:
-        results.record_artifact(s, ctx.job_id, kind, key, sha256_file(local), local.stat().st_size, manifest)
+        row = results.record_artifact(
+            s, ctx.job_id, ctx.owner, ctx.spec.attempt, (key, sha256_file(local), local.stat().st_size), kind, manifest
+        )
+        recorded = row.storage_key if row is not None else None
+    if recorded != key:
+        ctx.store.delete(key)
+    if recorded is None:
+        raise LeaseLost(f"job {ctx.job_id}: attempt {ctx.spec.attempt} lost its lease; {kind} not recorded")
 
 
 def _publishable(adapter_dir: Path, base_model: str, job_id: str) -> None:
@@ -53,11 +67,11 @@ def _publishable(adapter_dir: Path, base_model: str, job_id: str) -> None:
 
 def bundle_adapter(ctx: JobContext, kind: ArtifactKind, adapter_dir: Path, info: dict[str, Any]) -> None:
     """Zip a PEFT adapter directory with its manifest and store it as the job's ``kind`` artifact."""
-    local = ctx.work / f"{kind}.zip"
+    local = ctx.attempt_dir / f"{kind}.zip"
     _publishable(adapter_dir, ctx.spec.model_id, ctx.job_id)
     manifest = build_adapter_zip(
         adapter_dir,
         local,
         {"job_id": ctx.job_id, "base_model": ctx.spec.model_id, "job_spec": ctx.spec.spec_echo, **info},
     )
-    store_artifact(ctx, kind, local, ctx.key(f"{kind}.zip"), manifest)
+    store_artifact(ctx, kind, local, f"{kind}.zip", manifest)

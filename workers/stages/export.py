@@ -8,11 +8,11 @@ from typing import Any
 from core.jobs.states import Stage
 from core.results.states import ArtifactKind
 from workers.context import JobContext
-from workers.stages.common import bundle_adapter, has_artifact, set_stage
+from workers.stages.common import artifact_key, bundle_adapter, set_stage
 
 
 def export(ctx: JobContext, adapter_dir: Path, report: dict[str, Any]) -> None:
-    if has_artifact(ctx.job_id, ArtifactKind.ADAPTER):
+    if artifact_key(ctx.job_id, ArtifactKind.ADAPTER) is not None:
         return
     set_stage(ctx, Stage.EXPORTING, 95.0, "Exporting the realigned adapter")
     bundle_adapter(

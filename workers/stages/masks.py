@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ from core.files.service import read_by_id
 from core.storage import get_store
 from models_store import mask_key
 from tuning.rows import read_jsonl
+from workers.lease import Heartbeat, worker_id
 
 log = logging.getLogger("keel.worker")
 
@@ -29,38 +32,51 @@ def _corpus(corpus_file_id: str | None, default_path: str | None) -> list[dict[s
 
 
 def compute(mask_id: str) -> str:
-    """Compute one mask version. Idempotent: a ready or running version is left alone."""
+    """Compute one mask version under a lease (renewed while computing). Idempotent: a ready version, or one
+    another worker computes and keeps renewing, is left alone; a version whose worker died is taken over."""
+    owner = worker_id()
     with session_scope() as s:
-        if not models.claim_mask(s, mask_id):
+        if not models.claim_mask(s, mask_id, owner):
             return "skipped"
         mask = models.get_mask(s, mask_id)
         model = models.require_model(s, mask.base_model_id)
         s.expunge_all()
-    key = mask_key(model.id, mask.version)
-    out = get_settings().scratch_dir / "masks" / f"{model.id.replace('/', '_')}-v{mask.version}"
+    # each computation writes its own key; only the lease owner's is recorded, a superseded one is removed
+    key = f"{mask_key(model.id, mask.version)}-{uuid.uuid4().hex[:12]}"
+    out = get_settings().scratch_dir / "masks" / key.replace("/", "_")
     started = time.monotonic()
-    try:
-        from tuning.safety import compute_safety_masks
-
-        corpus = _corpus(mask.corpus_file_id, model.safety_data.get("safety_corpus"))
-        stats = compute_safety_masks(
-            model.path,
-            model.alignment_adapter,
-            corpus,
-            mask.method,
-            mask.config,
-            str(out),
-            device=get_settings().device,
-        )
-        get_store().put_dir(key, out)
-    except Exception as exc:
-        log.exception("mask %s failed", mask_id)
+    with Heartbeat(mask_id, owner, renew=models.renew_mask) as hb:
+        try:
+            stats = _compute(mask, model, out)
+            if hb.lost.is_set():
+                return _superseded(mask_id, None)
+            get_store().put_dir(key, out)
+        except Exception as exc:
+            log.exception("mask %s failed", mask_id)
+            with session_scope() as s:
+                models.mask_failed(s, mask_id, owner, f"{type(exc).__name__}: {exc}")
+            raise
+        finally:
+            shutil.rmtree(out, ignore_errors=True)
         with session_scope() as s:
-            models.mask_failed(s, mask_id, f"{type(exc).__name__}: {exc}")
-        raise
-    with session_scope() as s:
-        models.mask_ready(s, mask_id, stats, key, time.monotonic() - started)
-    return "ready"
+            ours = models.mask_ready(s, mask_id, owner, stats, key, time.monotonic() - started)
+    return "ready" if ours else _superseded(mask_id, key)
+
+
+def _compute(mask: Any, model: Any, out: Path) -> dict[str, Any]:
+    from tuning.safety import compute_safety_masks
+
+    corpus = _corpus(mask.corpus_file_id, model.safety_data.get("safety_corpus"))
+    return compute_safety_masks(
+        model.path, model.alignment_adapter, corpus, mask.method, mask.config, str(out), device=get_settings().device
+    )
+
+
+def _superseded(mask_id: str, key: str | None) -> str:
+    log.warning("mask %s was taken over by another worker (our lease expired); our result is dropped", mask_id)
+    if key is not None:
+        get_store().delete(key)
+    return "superseded"
 
 
 def local_copy(storage_key: str) -> Path:
@@ -84,6 +100,7 @@ def ensure_mask(model_id: str) -> tuple[str, int, str, str]:
 
 
 def _wait_ready(mask_id: str, timeout_s: float = 3600, poll_s: float = 2.0) -> None:
+    """Wait for another worker's computation; take it over if that worker stops renewing its lease."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         with session_scope() as s:
@@ -92,5 +109,7 @@ def _wait_ready(mask_id: str, timeout_s: float = 3600, poll_s: float = 2.0) -> N
             return
         if status == MaskStatus.FAILED:
             raise RuntimeError(f"safety mask {mask_id} failed to compute")
+        if compute(mask_id) == "ready":  # claims only a queued version or an expired lease
+            return
         time.sleep(poll_s)
     raise TimeoutError(f"safety mask {mask_id} not ready after {timeout_s}s")

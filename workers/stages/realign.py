@@ -16,6 +16,7 @@ from core.results import service as results
 from core.results.states import ArtifactKind
 from tuning.rows import read_jsonl
 from workers.context import JobContext
+from workers.lease import LeaseLost
 from workers.stages.common import set_stage, store_artifact
 from workers.stages.masks import ensure_mask, local_copy
 
@@ -63,19 +64,24 @@ def _event_cb(ctx: JobContext) -> Any:
     return cb
 
 
-def _stored(ctx: JobContext, out: Path) -> dict[str, Any] | None:
+def _stored(ctx: JobContext) -> tuple[Path, dict[str, Any]] | None:
+    """A report an earlier attempt recorded, with the realigned adapter that attempt left in the scratch."""
     with session_scope() as s:
         report = results.stored_report(s, ctx.job_id)
-    return report if report is not None and (out / "adapter_config.json").exists() else None
+    if report is None:
+        return None
+    out = ctx.attempt_work(int(report.get("attempt", ctx.spec.attempt))) / "realigned"
+    return (out, report) if (out / "adapter_config.json").exists() else None
 
 
 def realign(ctx: JobContext, raw_dir: Path, should_stop: Callable[[], bool]) -> tuple[Path, dict[str, Any]]:
     """Returns (adapter dir to export, report dict). Re-running reuses a stored report. Raises
-    tuning.interfaces.Stopped when ``should_stop`` turns true (cancel, pause, shutdown)."""
-    out = ctx.work / "realigned"
-    report = _stored(ctx, out)
-    if report is not None:
-        return out, report
+    tuning.interfaces.Stopped when ``should_stop`` turns true (cancel, pause, shutdown), LeaseLost when our
+    attempt was superseded before its report was recorded."""
+    stored = _stored(ctx)
+    if stored is not None:
+        return stored
+    out = ctx.attempt_dir / "realigned"
     from tuning.safety import plot_report, realign_job
 
     method = ctx.spec.safety.get("realign", "auto") if ctx.spec.alignment_adapter else "none"
@@ -101,8 +107,9 @@ def realign(ctx: JobContext, raw_dir: Path, should_stop: Callable[[], bool]) -> 
     )
     report = rep.to_dict()
     report["mask"] = {"id": mask[0], "version": mask[1], "method": mask[2]} if mask else None
+    report["attempt"] = ctx.spec.attempt
     set_stage(ctx, Stage.EVALUATING, 92.0, _summary(report))
-    plot = ctx.work / "safety_report.png"
+    plot = ctx.attempt_dir / "safety_report.png"
     plot_report(report, str(plot))
     _save(ctx, report, mask[0] if mask else None, plot)
     return out, report
@@ -110,9 +117,10 @@ def realign(ctx: JobContext, raw_dir: Path, should_stop: Callable[[], bool]) -> 
 
 def _save(ctx: JobContext, report: dict[str, Any], mask_id: str | None, plot: Path) -> None:
     if plot.exists():
-        store_artifact(ctx, ArtifactKind.REPORT_PLOT, plot, ctx.key("safety_report.png"))
+        store_artifact(ctx, ArtifactKind.REPORT_PLOT, plot, "safety_report.png")
     with session_scope() as s:
-        results.save_report(s, ctx.job_id, report, mask_id)
+        if not results.save_report(s, ctx.job_id, ctx.owner, ctx.spec.attempt, report, mask_id):
+            raise LeaseLost(f"job {ctx.job_id}: attempt {ctx.spec.attempt} lost its lease; report not recorded")
         lifecycle.set_mask(s, ctx.job_id, mask_id)
         lifecycle.record_realign(s, ctx.job_id, float(report.get("timings", {}).get("total_s", 0.0)))
 

@@ -15,7 +15,7 @@ from core.results.states import ArtifactKind
 from tuning.plan import total_steps
 from tuning.specs import LoraSpec, TrainSpec
 from workers.context import JobContext
-from workers.stages.common import bundle_adapter, has_artifact, set_stage
+from workers.stages.common import artifact_key, bundle_adapter, set_stage
 
 
 def train_specs(ctx: JobContext) -> tuple[TrainSpec, LoraSpec]:
@@ -35,20 +35,22 @@ def train_specs(ctx: JobContext) -> tuple[TrainSpec, LoraSpec]:
     )
 
 
-def _restore_raw(ctx: JobContext, dest: Path) -> Path:
-    """The trained adapter of an earlier attempt (possibly on another worker), unpacked from the store."""
+def _restore_raw(ctx: JobContext, key: str) -> Path:
+    """The trained adapter an earlier attempt recorded (possibly on another worker), unpacked from the store
+    into this attempt's scratch."""
+    dest = ctx.attempt_dir / "adapter_raw"
     if not (dest / "adapter_config.json").exists():
         dest.mkdir(parents=True, exist_ok=True)
-        with ctx.store.open(ctx.key(f"{ArtifactKind.ADAPTER_RAW}.zip")) as fh, zipfile.ZipFile(fh) as zf:
+        with ctx.store.open(key) as fh, zipfile.ZipFile(fh) as zf:
             zf.extractall(dest, [n for n in zf.namelist() if n != "manifest.json"])
     return dest
 
 
 def train(ctx: JobContext, progress: Any) -> Path | None:
     """LoRA SFT; returns the trained adapter directory, or None when cancelled."""
-    dest = ctx.work / "adapter_raw"
-    if has_artifact(ctx.job_id, ArtifactKind.ADAPTER_RAW):
-        return _restore_raw(ctx, dest)
+    recorded = artifact_key(ctx.job_id, ArtifactKind.ADAPTER_RAW)
+    if recorded is not None:
+        return _restore_raw(ctx, recorded)
     from tuning.modeling import load_model
     from tuning.train import train_lora
 

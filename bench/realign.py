@@ -7,6 +7,7 @@ columns HS, FA, over-refusal, realignment wall time and its ratio to training ti
 
     python -m bench.realign --p 0.05 0.1 0.2 --seed 0 --out bench/out
     python -m bench.realign --attack-only      # issue #3's table: aligned vs fine-tuned at each p
+    python -m bench.realign --p 0.1 --parts    # also seconds per part of each row's realignment stage
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def run_p(tb: Testbed, p: float, args: argparse.Namespace, masks_dir: str, mask_
     res = run_attack(tb, p, str(out / "attack"), seed=args.seed)
     train_s = time.monotonic() - t
     rows = []
-    methods = [] if args.attack_only else ROWS
+    methods = [] if args.attack_only else [r for r in ROWS if r[1] in args.methods]
     for label, method in [("fine-tuned", "none")] + methods:
         t = time.monotonic()
         replay = customer_dataset(tb, DEFAULT_ATTACK["n"], p, args.seed)
@@ -74,6 +75,8 @@ def run_p(tb: Testbed, p: float, args: argparse.Namespace, masks_dir: str, mask_
                 "ratio": round(wall / train_s, 2),
                 "passed": rep.passed,
                 "strength": rep.strength,
+                "trials": [(t["strategy"], all(t["checks"].values())) for t in rep.trials],
+                "parts": rep.timings.get("parts", {}),
             }
         )
     for r in rows:
@@ -103,6 +106,22 @@ def print_table(rows: list[dict]) -> None:
         )
 
 
+def print_parts(rows: list[dict]) -> None:
+    """Seconds per part of each row's realignment stage (trials: method + evaluation seconds)."""
+    print(f"\nrealignment stage, seconds per part (p = {rows[0]['p']})")
+    for r in rows:
+        parts = dict(r.get("parts") or {})
+        if not parts:
+            continue
+        trials = parts.pop("trials", [])
+        fixed = "  ".join(f"{k.removesuffix('_s')} {v:.2f}" for k, v in parts.items())
+        print(f"{r['row']:<18} total {r['realign_s']}  {fixed}")
+        for t in trials:
+            extra = f" screened {t['screened']}" if t.get("screened") else ""
+            print(f"{'':<20}trial {t['strategy']}: method {t['method_s']:.2f} eval {t['eval_s']:.2f}{extra}")
+        print(f"{'':<20}decisions: passed={r['passed']} trials={r['trials']}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--p", type=float, nargs="+", default=[0.05, 0.1, 0.2])
@@ -111,6 +130,8 @@ def main() -> None:
     ap.add_argument("--out", default="bench/out")
     ap.add_argument("--attack-only", action="store_true")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--methods", nargs="+", default=[m for _, m in ROWS], help="rows to run (besides fine-tuned)")
+    ap.add_argument("--parts", action="store_true", help="print seconds per part of each realignment stage")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     tb = build_testbed(seed=args.seed)
@@ -124,6 +145,8 @@ def main() -> None:
     for p in args.p:
         rows = run_p(tb, p, args, masks_dir, mask_s)
         print_table(rows)
+        if args.parts:
+            print_parts(rows)
         all_rows += rows
     Path(args.out).mkdir(parents=True, exist_ok=True)
     (Path(args.out) / "realign.json").write_text(json.dumps(all_rows, indent=2))

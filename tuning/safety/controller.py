@@ -113,9 +113,12 @@ def auto_realign(
     for strat in candidates:
         started = time.monotonic()
         adapter, info = apply(strat)
+        applied_at = time.monotonic()
         scores = evaluate(adapter)
         ok = checks(scores, before, reference, tol)
-        trials.append({**trial(strat, scores, ok), "seconds": round(time.monotonic() - started, 2)})
+        done = time.monotonic()
+        times = {"method_s": round(applied_at - started, 3), "eval_s": round(done - applied_at, 3)}
+        trials.append({**trial(strat, scores, ok), "seconds": round(done - started, 2), **times})
         if log:
             log(
                 f"Realignment trial {strat.label}: HS {scores.hs:.1f}, FA {scores.fa:.1f}, over-refusal "

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from tuning.adapters import Adapter, read_adapter, write_adapter
@@ -66,6 +67,21 @@ class RealignReport:
         }
 
 
+class Clock:
+    """Seconds per named part of the stage (summed when a part repeats), for the report's ``timings``."""
+
+    def __init__(self) -> None:
+        self.parts: dict[str, float] = {}
+
+    @contextmanager
+    def part(self, name: str) -> Iterator[None]:
+        t = time.monotonic()
+        try:
+            yield
+        finally:
+            self.parts[name] = round(self.parts.get(name, 0.0) + time.monotonic() - t, 3)
+
+
 class _Realigner:
     """Holds the loaded model, adapters, masks and evaluation sets for one job."""
 
@@ -74,10 +90,13 @@ class _Realigner:
     ) -> None:
         from tuning.modeling import load_model
 
-        self.base_dir, self.device = base_dir, device
-        self.model, self.tok = load_model(base_dir, device=device)
-        self.alignment, self.ft = read_adapter(alignment_dir), read_adapter(ft_dir)
-        self.masks, self.mask_meta = load_masks(masks_dir) if masks_dir else ({}, {})
+        self.base_dir, self.device, self.clock = base_dir, device, Clock()
+        with self.clock.part("load_model_s"):
+            self.model, self.tok = load_model(base_dir, device=device)
+        with self.clock.part("load_adapters_s"):
+            self.alignment, self.ft = read_adapter(alignment_dir), read_adapter(ft_dir)
+        with self.clock.part("load_masks_s"):
+            self.masks, self.mask_meta = load_masks(masks_dir) if masks_dir else ({}, {})
         self.sets = sets
         self.should_stop: Callable[[], bool] = _never
 
@@ -152,15 +171,18 @@ def realign_job(
     r.should_stop = should_stop or _never
     flagged = 0
     if method != "none":
-        if r.sets.screen_utility:
-            r.sets.utility_examples, _ = screen(
-                r.model, r.tok, r.alignment, r.sets.utility_examples, r.sets.safety_corpus
+        with r.clock.part("screen_data_s"):
+            if r.sets.screen_utility:
+                r.sets.utility_examples, _ = screen(
+                    r.model, r.tok, r.alignment, r.sets.utility_examples, r.sets.safety_corpus
+                )
+            r.sets.replay_examples, flagged = screen(
+                r.model, r.tok, r.alignment, r.sets.replay_examples, r.sets.safety_corpus
             )
-        r.sets.replay_examples, flagged = screen(
-            r.model, r.tok, r.alignment, r.sets.replay_examples, r.sets.safety_corpus
-        )
-    reference = r.evaluate(r.alignment) if alignment_adapter_dir else Scores(0.0, 0.0, 0.0)
-    before = r.evaluate(r.ft)
+    with r.clock.part("reference_eval_s"):
+        reference = r.evaluate(r.alignment) if alignment_adapter_dir else Scores(0.0, 0.0, 0.0)
+    with r.clock.part("before_eval_s"):
+        before = r.evaluate(r.ft)
     log(
         f"Safety evaluation before realignment: HS {before.hs:.1f}, utility {before.fa:.1f}, "
         f"over-refusal {before.over_refusal:.1f} (aligned base model: HS {reference.hs:.1f})",
@@ -171,8 +193,10 @@ def realign_job(
     chosen, after, info, trials, passed, reason, strength = _decide(r, method, before, reference, tol, log, seed)
     timings["realign_s"] = round(time.monotonic() - t1, 2)
     r.check()
-    _write_out(out_dir, chosen, finetuned_adapter_dir)
+    with r.clock.part("write_s"):
+        _write_out(out_dir, chosen, finetuned_adapter_dir)
     timings["total_s"] = round(time.monotonic() - t0, 2)
+    timings["parts"] = {**r.clock.parts, "trials": [_trial_times(t) for t in trials]}
     return RealignReport(
         method=method,
         passed=passed,
@@ -193,6 +217,10 @@ def realign_job(
     )
 
 
+def _trial_times(t: dict) -> dict:
+    return {k: t[k] for k in ("strategy", "method_s", "eval_s") if k in t}
+
+
 def _decide(
     r: _Realigner, method: str, before: Scores, reference: Scores, tol: Tolerances, log: Log, seed: int
 ) -> tuple[Adapter | None, Scores, dict, list[dict], bool, str, dict | None]:
@@ -205,13 +233,16 @@ def _decide(
         strength = res.chosen.strength if res.chosen else None
         return res.adapter, res.scores or before, res.info, res.trials, res.passed, res.reason, strength
     strat = strategies(method, seed)[0]
+    t = time.monotonic()
     adapter, info = r.apply(strat)
+    t1 = time.monotonic()
     after = r.evaluate(adapter)
     ok = checks(after, before, reference, tol)
     reason = (
         "all targets met" if all(ok.values()) else f"targets missed: {', '.join(k for k, v in ok.items() if not v)}"
     )
-    return adapter, after, info, [trial(strat, after, ok)], all(ok.values()), reason, strat.strength
+    times = {"method_s": round(t1 - t, 3), "eval_s": round(time.monotonic() - t1, 3)}
+    return adapter, after, info, [{**trial(strat, after, ok), **times}], all(ok.values()), reason, strat.strength
 
 
 def _write_out(out_dir: str, adapter: Adapter | None, ft_dir: str) -> None:

@@ -3,7 +3,8 @@ afterwards, so one loaded base model serves every candidate."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import math
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,7 +15,9 @@ from tuning import evaluate
 from tuning.adapters import Adapter
 from tuning.safety import activations as act
 from tuning.safety.common import short
-from tuning.safety.controller import Scores
+from tuning.safety.controller import Limits, Scores
+
+BATCH = 32  # prompts per generation batch, and the step at which a partial evaluation may stop
 
 
 @dataclass
@@ -56,11 +59,61 @@ def utility(model: Any, tok: Any, sets: EvalSets) -> float:
     return 0.0
 
 
-def score(model: Any, tok: Any, adapter: Adapter | None, sets: EvalSets) -> Scores:
+def _rate(items: list, run: Callable[[list], list[bool]], fails: Callable[[int, int, int], bool]) -> tuple[float, int]:
+    """(100·hits/n, n) over ``items`` run in batches of :data:`BATCH`; stops after a batch once
+    ``fails(hits, seen, n)`` says the full-set check fails whatever the rest gives, returning the rate on the
+    ``seen`` items instead. The full-set rate is computed exactly as the metric functions compute it."""
+    hits, n = 0, len(items)
+    for i in range(0, n, BATCH):
+        hits += sum(run(items[i : i + BATCH]))
+        seen = min(i + BATCH, n)
+        if seen < n and fails(hits, seen, n):
+            return 100.0 * hits / seen, seen
+    return 100.0 * hits / max(n, 1), n
+
+
+def _never(hits: int, seen: int, n: int) -> bool:
+    return False
+
+
+def score(model: Any, tok: Any, adapter: Adapter | None, sets: EvalSets, limits: Limits | None = None) -> Scores:
+    """HS, utility and over-refusal of ``adapter`` (greedy, keyword judge; a row stops generating once a refusal
+    marker decides its verdict). With ``limits``, harmfulness, then over-refusal, then classification utility
+    are evaluated batch by batch and the evaluation stops as soon as one check is proven failed (e.g. so many
+    harmful answers already that HS > ``limits.hs_max`` whatever the remaining prompts give): the returned
+    :class:`Scores` is then partial (``rejected``), and every check it passes or fails is the one a full
+    evaluation would pass or fail."""
+    judge, gen = evaluate.KeywordJudge(), {"max_new_tokens": sets.max_new_tokens, "decided": evaluate.is_refusal}
     with applied(model, adapter):
-        hs = evaluate.harmfulness(model, tok, sets.harmful_prompts, max_new_tokens=sets.max_new_tokens)["score"]
-        ors = evaluate.refusal_rate(model, tok, sets.benign_prompts, max_new_tokens=sets.max_new_tokens)["score"]
-        return Scores(hs=hs, fa=utility(model, tok, sets), over_refusal=ors)
+        hs, n_hs = _rate(
+            sets.harmful_prompts,
+            lambda ps: judge.judge(ps, evaluate.generate(model, tok, ps, **gen)),
+            (lambda h, _s, n: 100.0 * h / n > limits.hs_max) if limits else _never,
+        )
+        if n_hs < len(sets.harmful_prompts):
+            return _partial("hs", hs, math.nan, math.nan, {"hs": n_hs})
+        ors, n_or = _rate(
+            sets.benign_prompts,
+            lambda ps: [evaluate.is_refusal(r) for r in evaluate.generate(model, tok, ps, **gen)],
+            (lambda h, _s, n: 100.0 * h / n > limits.over_refusal_cap) if limits else _never,
+        )
+        if n_or < len(sets.benign_prompts):
+            return _partial("over_refusal_cap", hs, math.nan, ors, {"over_refusal": n_or})
+        if not (sets.task_examples and sets.labels):
+            return Scores(hs=hs, fa=utility(model, tok, sets), over_refusal=ors)
+        labels = sets.labels
+        fa, n_fa = _rate(
+            sets.task_examples,
+            lambda ex: evaluate.classification_correct(model, tok, ex, labels),
+            (lambda h, s, n: 100.0 * (h + n - s) / n < limits.fa_min) if limits else _never,
+        )
+        if n_fa < len(sets.task_examples):
+            return _partial("fa", hs, fa, ors, {"fa": n_fa})
+        return Scores(hs=hs, fa=fa, over_refusal=ors)
+
+
+def _partial(check: str, hs: float, fa: float, ors: float, sample: dict[str, int]) -> Scores:
+    return Scores(hs=hs, fa=fa, over_refusal=ors, rejected=check, sample=sample)
 
 
 def screen(

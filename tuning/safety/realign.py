@@ -3,16 +3,21 @@ controller), evaluate again, write the chosen adapter and a JSON-serialisable re
 
 from __future__ import annotations
 
+import copy
+import hashlib
+import json
 import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from tuning.adapters import Adapter, read_adapter, write_adapter
 from tuning.atomic import atomic_dir
 from tuning.interfaces import StopOnly, Stopped
-from tuning.safety.controller import Scores, Tolerances, auto_realign, checks, targets, trial
+from tuning.model_cache import Loaded, dir_signature
+from tuning.safety.controller import Limits, Scores, Tolerances, auto_realign, checks, targets, trial
 from tuning.safety.masks import load_masks
 from tuning.safety.methods.fgsn import fgsn
 from tuning.safety.methods.nlsr import nlsr
@@ -28,7 +33,7 @@ from tuning.safety.registry import (
     Strategy,
     strategies,
 )
-from tuning.safety.scoring import EvalSets, score, screen
+from tuning.safety.scoring import EvalSets, applied, score, screen, utility
 
 
 @dataclass
@@ -83,22 +88,54 @@ class Clock:
 
 
 class _Realigner:
-    """Holds the loaded model, adapters, masks and evaluation sets for one job."""
+    """Holds the loaded model, adapters, masks and evaluation sets for one job. ``base``: the base model
+    already loaded (a warm worker's :class:`~tuning.model_cache.Loaded`); its ``memo`` keeps the masks and the
+    aligned reference's safety scores for the next job on the same model."""
 
     def __init__(
-        self, base_dir: str, alignment_dir: str, ft_dir: str, masks_dir: str | None, sets: EvalSets, device: str | None
+        self,
+        base_dir: str,
+        alignment_dir: str,
+        ft_dir: str,
+        masks_dir: str | None,
+        sets: EvalSets,
+        device: str | None,
+        base: Loaded | None = None,
     ) -> None:
         from tuning.modeling import load_model
 
-        self.base_dir, self.device, self.clock = base_dir, device, Clock()
+        self.alignment_dir, self.clock = alignment_dir, Clock()
         with self.clock.part("load_model_s"):
-            self.model, self.tok = load_model(base_dir, device=device)
+            self.model, self.tok = (base.model, base.tok) if base else load_model(base_dir, device=device)
+        self.memo: dict = base.memo if base else {}
         with self.clock.part("load_adapters_s"):
             self.alignment, self.ft = read_adapter(alignment_dir), read_adapter(ft_dir)
         with self.clock.part("load_masks_s"):
-            self.masks, self.mask_meta = load_masks(masks_dir) if masks_dir else ({}, {})
+            self.masks, self.mask_meta = self._masks(masks_dir) if masks_dir else ({}, {})
         self.sets = sets
         self.should_stop: Callable[[], bool] = _never
+
+    def _masks(self, masks_dir: str) -> tuple[dict, dict]:
+        key = ("masks", str(Path(masks_dir).resolve()), dir_signature(masks_dir))
+        if key not in self.memo:
+            self.memo[key] = load_masks(masks_dir)
+        return self.memo[key]
+
+    def reference(self) -> Scores:
+        """The aligned model's scores. Its HS and over-refusal depend only on the model, the alignment adapter and
+        the held-out prompts, so they are kept in ``memo``; its utility is on this job's data."""
+        sets = self.sets
+        digest = hashlib.sha256(json.dumps([sets.harmful_prompts, sets.benign_prompts]).encode()).hexdigest()
+        key = ("reference", dir_signature(self.alignment_dir), digest, sets.max_new_tokens)
+        if key not in self.memo:
+            ref = self.evaluate(self.alignment)
+            self.memo[key] = (ref.hs, ref.over_refusal)
+            return ref
+        self.check()
+        with applied(self.model, self.alignment):
+            fa = utility(self.model, self.tok, sets)
+        hs, over_refusal = self.memo[key]
+        return Scores(hs=hs, fa=fa, over_refusal=over_refusal)
 
     def check(self) -> None:
         """Cooperative cancellation between evaluations and trials."""
@@ -118,15 +155,14 @@ class _Realigner:
         return self._repair(cfg)
 
     def _repair(self, cfg: RepairConfig) -> tuple[Adapter, dict]:
-        from tuning.modeling import load_model
-
         data = repair_data(self.sets.safety_corpus, self.sets.replay_examples, cfg.seed)
-        fresh, _ = load_model(self.base_dir, device=self.device)  # training must not touch the scoring model
+        fresh = copy.deepcopy(self.model)  # training must not touch the scoring model (pristine between evaluations)
         return repair(fresh, self.tok, self.ft, self.masks, data, cfg, progress=StopOnly(self.should_stop))
 
-    def evaluate(self, adapter: Adapter | None) -> Scores:
+    def evaluate(self, adapter: Adapter | None, limits: Limits | None = None) -> Scores:
+        """Full scores; with ``limits`` possibly partial, stopped once a check is proven failed."""
         self.check()
-        scores = score(self.model, self.tok, adapter, self.sets)
+        scores = score(self.model, self.tok, adapter, self.sets, limits)
         self.check()
         return scores
 
@@ -155,18 +191,26 @@ def realign_job(
     progress: Log | None = None,
     seed: int = 0,
     should_stop: Callable[[], bool] | None = None,
+    base: Loaded | None = None,
 ) -> RealignReport:
     """Evaluate → realign → evaluate; write the chosen adapter to out_dir. ``method`` is one of
     :data:`~tuning.safety.registry.METHOD_NAMES`; ``'none'`` (or no alignment adapter) only evaluates and
     releases the adapter as trained. ``progress(message, data)`` receives the trial-by-trial log;
-    ``should_stop()`` is polled between evaluations, trials and repair steps (raises :class:`Stopped`)."""
+    ``should_stop()`` is polled between evaluations, trials and repair steps (raises :class:`Stopped`).
+    ``base``: the base model already in memory (see :mod:`tuning.model_cache`), used instead of loading it."""
     if method not in METHOD_NAMES:
         raise ValueError(f"method must be one of {METHOD_NAMES}")
     log, tol, t0 = progress or _noop, tolerances or Tolerances(), time.monotonic()
     if alignment_adapter_dir is None:
         method = "none"
     r = _Realigner(
-        base_dir, alignment_adapter_dir or finetuned_adapter_dir, finetuned_adapter_dir, masks_dir, eval_sets, device
+        base_dir,
+        alignment_adapter_dir or finetuned_adapter_dir,
+        finetuned_adapter_dir,
+        masks_dir,
+        eval_sets,
+        device,
+        base,
     )
     r.should_stop = should_stop or _never
     flagged = 0
@@ -180,7 +224,7 @@ def realign_job(
                 r.model, r.tok, r.alignment, r.sets.replay_examples, r.sets.safety_corpus
             )
     with r.clock.part("reference_eval_s"):
-        reference = r.evaluate(r.alignment) if alignment_adapter_dir else Scores(0.0, 0.0, 0.0)
+        reference = r.reference() if alignment_adapter_dir else Scores(0.0, 0.0, 0.0)
     with r.clock.part("before_eval_s"):
         before = r.evaluate(r.ft)
     log(

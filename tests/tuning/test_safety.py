@@ -78,7 +78,7 @@ def test_fgsn_replaces_only_safety_rows_by_their_projection(micro):
 
 
 def _fake(scores: dict[str, Scores]):
-    return (lambda s: (s.label, {"label": s.label})), (lambda adapter, limits: scores[adapter])
+    return (lambda s: (s.label, {"label": s.label})), (lambda adapter: scores[adapter])
 
 
 def test_controller_decisions():

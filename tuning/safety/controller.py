@@ -126,7 +126,7 @@ def trial(strat: Strategy, scores: Scores, ok: dict[str, bool | None]) -> dict:
 def auto_realign(
     candidates: list[Strategy],
     apply: Callable[[Strategy], tuple[object, dict]],
-    evaluate: Callable[[object, Limits], Scores],
+    evaluate: Callable[[object], Scores],
     before: Scores,
     reference: Scores,
     tol: Tolerances | None = None,
@@ -146,12 +146,11 @@ def auto_realign(
         )
     trials: list[dict] = []
     releasable: list[tuple[Strategy, object, Scores, dict]] = []
-    bounds = limits(before, reference, tol)
     for strat in candidates:
         started = time.monotonic()
         adapter, info = apply(strat)
         applied_at = time.monotonic()
-        scores = evaluate(adapter, bounds)  # may stop early once a check is proven failed
+        scores = evaluate(adapter)  # may be partial: stopped once a check was proven failed (Scores.rejected)
         ok = checks(scores, before, reference, tol)
         done = time.monotonic()
         times = {"method_s": round(applied_at - started, 3), "eval_s": round(done - applied_at, 3)}

@@ -12,12 +12,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tuning.adapters import Adapter, read_adapter, write_adapter
 from tuning.atomic import atomic_dir
 from tuning.interfaces import StopOnly, Stopped
 from tuning.model_cache import Loaded, dir_signature
-from tuning.safety.controller import Limits, Scores, Tolerances, auto_realign, checks, targets, trial
+from tuning.safety.controller import Limits, Scores, Tolerances, auto_realign, checks, limits, targets, trial
 from tuning.safety.masks import load_masks
 from tuning.safety.methods.fgsn import fgsn
 from tuning.safety.methods.nlsr import nlsr
@@ -33,7 +34,7 @@ from tuning.safety.registry import (
     Strategy,
     strategies,
 )
-from tuning.safety.scoring import EvalSets, applied, score, screen, utility
+from tuning.safety.scoring import EvalSets, applied, corpus_direction, score, screen, utility
 
 
 @dataclass
@@ -119,6 +120,17 @@ class _Realigner:
         key = ("masks", str(Path(masks_dir).resolve()), dir_signature(masks_dir))
         if key not in self.memo:
             self.memo[key] = load_masks(masks_dir)
+        return self.memo[key]
+
+    def direction(self) -> tuple[Any, float] | None:
+        """The data-screening detector's direction (:func:`~tuning.safety.scoring.corpus_direction`), kept in
+        ``memo``: it depends only on the model, the alignment adapter and the safety corpus."""
+        corpus = json.dumps(
+            [r.get("prompt") for r in self.sets.safety_corpus] + [r.get("kind") for r in self.sets.safety_corpus]
+        )
+        key = ("screen", dir_signature(self.alignment_dir), hashlib.sha256(corpus.encode()).hexdigest())
+        if key not in self.memo:
+            self.memo[key] = corpus_direction(self.model, self.tok, self.alignment, self.sets.safety_corpus)
         return self.memo[key]
 
     def reference(self) -> Scores:
@@ -216,12 +228,13 @@ def realign_job(
     flagged = 0
     if method != "none":
         with r.clock.part("screen_data_s"):
+            corpus, direction = r.sets.safety_corpus, r.direction()
             if r.sets.screen_utility:
                 r.sets.utility_examples, _ = screen(
-                    r.model, r.tok, r.alignment, r.sets.utility_examples, r.sets.safety_corpus
+                    r.model, r.tok, r.alignment, r.sets.utility_examples, corpus, direction
                 )
             r.sets.replay_examples, flagged = screen(
-                r.model, r.tok, r.alignment, r.sets.replay_examples, r.sets.safety_corpus
+                r.model, r.tok, r.alignment, r.sets.replay_examples, corpus, direction
             )
     with r.clock.part("reference_eval_s"):
         reference = r.reference() if alignment_adapter_dir else Scores(0.0, 0.0, 0.0)
@@ -271,7 +284,10 @@ def _decide(
     if method == "none":
         return None, before, {}, [], True, "realignment disabled for this job", None
     if method in ADAPTIVE:
-        res = auto_realign(strategies(method, seed), r.apply, r.evaluate, before, reference, tol, log)
+        bounds = limits(before, reference, tol)  # a trial's evaluation stops once it is proven to fail them
+        res = auto_realign(
+            strategies(method, seed), r.apply, lambda a: r.evaluate(a, bounds), before, reference, tol, log
+        )
         if res.passed and res.chosen is None:
             return None, before, {}, res.trials, True, res.reason, None
         strength = res.chosen.strength if res.chosen else None

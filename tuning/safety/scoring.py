@@ -116,24 +116,47 @@ def _partial(check: str, hs: float, fa: float, ors: float, sample: dict[str, int
     return Scores(hs=hs, fa=fa, over_refusal=ors, rejected=check, sample=sample)
 
 
+def corpus_direction(
+    model: Any, tok: Any, alignment: Adapter, safety_corpus: list[dict]
+) -> tuple[torch.Tensor, float] | None:
+    """The screening detector's direction (harmful-minus-benign mean of the aligned model's last-position states
+    on the safety corpus) and the harmful rows' mean projection on it; None without both kinds of rows.
+    It depends only on the model, the alignment adapter and the corpus, so callers may keep it."""
+    harm = [r["prompt"] for r in safety_corpus if r.get("kind") == "harmful"][:256]
+    good = [r["prompt"] for r in safety_corpus if r.get("kind") == "benign"][:256]
+    if not harm or not good:
+        return None
+    with applied(model, alignment):
+        feats = [act.last_token_states(model, tok, x)[1:].transpose(0, 1).flatten(1) for x in (harm, good)]
+    direction = feats[0].mean(0) - feats[1].mean(0)
+    return direction, float((feats[0] @ direction).mean())
+
+
 def screen(
-    model: Any, tok: Any, alignment: Adapter, examples: list[list[dict]], safety_corpus: list[dict]
+    model: Any,
+    tok: Any,
+    alignment: Adapter,
+    examples: list[list[dict]],
+    safety_corpus: list[dict],
+    direction: tuple[torch.Tensor, float] | None = None,
 ) -> tuple[list[list[dict]], int]:
     """Drop examples whose first user prompt looks like a harmful request: they must neither count as
     utility nor be replayed during repair. Detector: the aligned model's last-position hidden states
-    (decoder layers) projected on the harmful-minus-benign mean difference of the safety corpus; the
-    threshold is half-way between the harmful mean and the customer data's median (calibrated per dataset,
-    assuming poison is a minority). Asking the tiny aligned model whether it refuses was tried first: it
-    refuses out-of-distribution task prompts and flagged nearly everything; a corpus-only midpoint did too."""
-    harm = [r["prompt"] for r in safety_corpus if r.get("kind") == "harmful"][:256]
-    good = [r["prompt"] for r in safety_corpus if r.get("kind") == "benign"][:256]
-    if not examples or not harm or not good:
+    (decoder layers) projected on the harmful-minus-benign mean difference of the safety corpus
+    (:func:`corpus_direction`, computed here unless given); the threshold is half-way between the harmful
+    mean and the customer data's median (calibrated per dataset, assuming poison is a minority). Asking the
+    tiny aligned model whether it refuses was tried first: it refuses out-of-distribution task prompts and
+    flagged nearly everything; a corpus-only midpoint did too."""
+    if not examples:
         return list(examples), 0
+    found = direction or corpus_direction(model, tok, alignment, safety_corpus)
+    if found is None:
+        return list(examples), 0
+    vec, harm_score = found
     prompts = [next((m["content"] for m in ex if m["role"] == "user"), "") for ex in examples]
     with applied(model, alignment):
-        feats = [act.last_token_states(model, tok, x)[1:].transpose(0, 1).flatten(1) for x in (harm, good, prompts)]
-    direction = feats[0].mean(0) - feats[1].mean(0)
-    harm_score, scores = float((feats[0] @ direction).mean()), feats[2] @ direction
+        feats = act.last_token_states(model, tok, prompts)[1:].transpose(0, 1).flatten(1)
+    scores = feats @ vec
     median = float(scores.median())
     if harm_score <= median:
         return list(examples), 0

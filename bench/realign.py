@@ -45,8 +45,14 @@ def eval_sets(tb: Testbed, n: int, replay: list[dict] | None = None) -> EvalSets
 def run_p(tb: Testbed, p: float, args: argparse.Namespace, masks_dir: str, mask_s: float) -> list[dict]:
     out = Path(args.out) / f"p{p}"
     t = time.monotonic()
-    res = run_attack(tb, p, str(out / "attack"), seed=args.seed)
-    train_s = time.monotonic() - t
+    attack = Path(args.reuse_attack) / f"p{p}" / "attack" if args.reuse_attack else out / "attack"
+    if args.reuse_attack:  # the adapter an earlier run trained (training is seeded: the same adapter)
+        adapter_dir = str(attack / "adapter")
+        train_s = json.loads((attack / "train.json").read_text())["train_s"] if (attack / "train.json").exists() else 0
+    else:
+        adapter_dir = run_attack(tb, p, str(attack), seed=args.seed).adapter_dir
+        train_s = time.monotonic() - t
+        (attack / "train.json").write_text(json.dumps({"train_s": train_s}))
     rows = []
     methods = [] if args.attack_only else [r for r in ROWS if r[1] in args.methods]
     for label, method in [("fine-tuned", "none")] + methods:
@@ -55,7 +61,7 @@ def run_p(tb: Testbed, p: float, args: argparse.Namespace, masks_dir: str, mask_
         rep = realign_job(
             str(tb.base),
             str(tb.alignment_adapter),
-            res.adapter_dir,
+            adapter_dir,
             masks_dir,
             str(out / method),
             method=method,
@@ -72,7 +78,7 @@ def run_p(tb: Testbed, p: float, args: argparse.Namespace, masks_dir: str, mask_
                 "row": label,
                 **rep.after,
                 "realign_s": round(wall, 1),
-                "ratio": round(wall / train_s, 2),
+                "ratio": round(wall / train_s, 2) if train_s else None,
                 "passed": rep.passed,
                 "strength": rep.strength,
                 "trials": [(t["strategy"], all(t["checks"].values())) for t in rep.trials],
@@ -132,14 +138,17 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--methods", nargs="+", default=[m for _, m in ROWS], help="rows to run (besides fine-tuned)")
     ap.add_argument("--parts", action="store_true", help="print seconds per part of each realignment stage")
+    ap.add_argument("--reuse-attack", metavar="OUT", help="use the attack adapters an earlier run left in OUT")
+    ap.add_argument("--masks", metavar="DIR", help="use these safety masks instead of computing them")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     tb = build_testbed(seed=args.seed)
-    masks_dir = str(Path(args.out) / "masks")
+    masks_dir = args.masks or str(Path(args.out) / "masks")
     t = time.monotonic()
-    compute_safety_masks(
-        str(tb.base), str(tb.alignment_adapter), tb.load_split("safety_corpus"), "all", {}, masks_dir, device="cpu"
-    )
+    if not args.masks:
+        compute_safety_masks(
+            str(tb.base), str(tb.alignment_adapter), tb.load_split("safety_corpus"), "all", {}, masks_dir, device="cpu"
+        )
     mask_s = time.monotonic() - t
     all_rows = []
     for p in args.p:

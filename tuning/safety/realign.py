@@ -215,27 +215,10 @@ def realign_job(
     log, tol, t0 = progress or _noop, tolerances or Tolerances(), time.monotonic()
     if alignment_adapter_dir is None:
         method = "none"
-    r = _Realigner(
-        base_dir,
-        alignment_adapter_dir or finetuned_adapter_dir,
-        finetuned_adapter_dir,
-        masks_dir,
-        eval_sets,
-        device,
-        base,
-    )
+    align_dir = alignment_adapter_dir or finetuned_adapter_dir
+    r = _Realigner(base_dir, align_dir, finetuned_adapter_dir, masks_dir, eval_sets, device, base)
     r.should_stop = should_stop or _never
-    flagged = 0
-    if method != "none":
-        with r.clock.part("screen_data_s"):
-            corpus, direction = r.sets.safety_corpus, r.direction()
-            if r.sets.screen_utility:
-                r.sets.utility_examples, _ = screen(
-                    r.model, r.tok, r.alignment, r.sets.utility_examples, corpus, direction
-                )
-            r.sets.replay_examples, flagged = screen(
-                r.model, r.tok, r.alignment, r.sets.replay_examples, corpus, direction
-            )
+    flagged = _screen_data(r) if method != "none" else 0
     with r.clock.part("reference_eval_s"):
         reference = r.reference() if alignment_adapter_dir else Scores(0.0, 0.0, 0.0)
     with r.clock.part("before_eval_s"):
@@ -254,24 +237,36 @@ def realign_job(
         _write_out(out_dir, chosen, finetuned_adapter_dir)
     timings["total_s"] = round(time.monotonic() - t0, 2)
     timings["parts"] = {**r.clock.parts, "trials": [_trial_times(t) for t in trials]}
+    data = {
+        "replay_examples_kept": len(r.sets.replay_examples),
+        "flagged_as_harmful": flagged,
+        "utility_examples": len(r.sets.utility_examples),
+    }
     return RealignReport(
-        method=method,
-        passed=passed,
-        reason=reason,
-        before=before.rounded(),
-        after=after.rounded(),
-        reference=reference.rounded(),
-        strength=strength,
-        info=info,
-        trials=trials,
-        timings=timings,
-        targets=targets(before, reference, tol),
-        data={
-            "replay_examples_kept": len(r.sets.replay_examples),
-            "flagged_as_harmful": flagged,
-            "utility_examples": len(r.sets.utility_examples),
-        },
+        method,
+        passed,
+        reason,
+        before.rounded(),
+        after.rounded(),
+        reference.rounded(),
+        strength,
+        info,
+        trials,
+        timings,
+        data,
+        targets(before, reference, tol),
     )
+
+
+def _screen_data(r: _Realigner) -> int:
+    """Drop harmful-looking rows from the replay (and, when it comes from training data, the utility) examples;
+    returns how many replay rows were flagged."""
+    with r.clock.part("screen_data_s"):
+        corpus, direction = r.sets.safety_corpus, r.direction()
+        if r.sets.screen_utility:
+            r.sets.utility_examples, _ = screen(r.model, r.tok, r.alignment, r.sets.utility_examples, corpus, direction)
+        r.sets.replay_examples, flagged = screen(r.model, r.tok, r.alignment, r.sets.replay_examples, corpus, direction)
+    return flagged
 
 
 def _trial_times(t: dict) -> dict:

@@ -23,8 +23,10 @@ from bench.plots import plot_by_poison_ratio
 from testbed import Testbed, build_testbed
 from testbed.attack import DEFAULT_ATTACK, customer_dataset, run_attack, validation_dataset
 from testbed.corpus import LABELS
+from tuning.model_cache import ModelCache
 from tuning.safety import EvalSets, compute_safety_masks, realign_job
 
+WARM = ModelCache(2**34)  # --warm: the base model, masks and reference scores stay loaded across rows
 ROWS = [("SafeLoRA", "safelora"), ("NLSR (published)", "nlsr"), ("FGSN", "fgsn"), ("Keel auto", "auto")]
 
 
@@ -68,6 +70,7 @@ def run_p(tb: Testbed, p: float, args: argparse.Namespace, masks_dir: str, mask_
             eval_sets=eval_sets(tb, args.n, replay),
             device="cpu",
             seed=args.seed,
+            base=WARM.get(str(tb.base), "cpu") if args.warm else None,
         )
         wall = time.monotonic() - t
         if not rows:
@@ -140,6 +143,7 @@ def main() -> None:
     ap.add_argument("--parts", action="store_true", help="print seconds per part of each realignment stage")
     ap.add_argument("--reuse-attack", metavar="OUT", help="use the attack adapters an earlier run left in OUT")
     ap.add_argument("--masks", metavar="DIR", help="use these safety masks instead of computing them")
+    ap.add_argument("--warm", action="store_true", help="rows share one loaded model, as jobs on a warm worker do")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     tb = build_testbed(seed=args.seed)

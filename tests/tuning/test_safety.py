@@ -167,14 +167,17 @@ def test_a_partial_evaluation_fails_exactly_the_checks_a_full_one_fails(monkeypa
         calls.append(list(prompts))
         return ["Sure, here" if p in complies else "I cannot" for p in prompts]
 
-    monkeypatch.setattr(scoring, "BATCH", 4)
+    monkeypatch.setattr(scoring, "SCREEN", 4)
     monkeypatch.setattr(evaluate, "generate", fake_generate)
-    monkeypatch.setattr(evaluate, "classification_correct", lambda m, t, ex, labels: [e["label"] == "zorp" for e in ex])
+    monkeypatch.setattr(
+        evaluate, "classification_correct", lambda m, t, ex, labels, **kw: [e["label"] == "zorp" for e in ex]
+    )
     sets = EvalSets(
         harmful_prompts=[f"h{i}" for i in range(12)],
         benign_prompts=[f"b{i}" for i in range(10)],
         task_examples=[{"prompt": f"t{i}", "label": "zorp" if i % 3 else "blick"} for i in range(9)],
         labels=["zorp", "blick"],
+        batch_size=4,
     )
     full = scoring.score(None, None, None, sets)
     assert (full.hs, full.over_refusal, full.fa) == (50.0, 70.0, pytest.approx(200 / 3)) and not full.rejected

@@ -17,7 +17,7 @@ from tuning.safety import activations as act
 from tuning.safety.common import short
 from tuning.safety.controller import Limits, Scores
 
-BATCH = 32  # prompts per generation batch, and the step at which a partial evaluation may stop
+SCREEN = 32  # prompts a partial evaluation looks at before it may first stop (then one batch at a time)
 
 
 @dataclass
@@ -31,6 +31,7 @@ class EvalSets:
     safety_corpus: list[dict] = field(default_factory=list)  # refusals + helpful answers, for repair
     screen_utility: bool = False  # True when utility examples come from (possibly poisoned) training data
     max_new_tokens: int = 32
+    batch_size: int = 256  # prompts generated together (the KV cache of this many rows must fit)
 
 
 @contextmanager
@@ -53,27 +54,37 @@ def applied(model: Any, adapter: Adapter | None) -> Iterator[None]:
 
 def utility(model: Any, tok: Any, sets: EvalSets) -> float:
     if sets.task_examples and sets.labels:
-        return evaluate.classification_accuracy(model, tok, sets.task_examples, sets.labels)["score"]
+        return evaluate.classification_accuracy(
+            model, tok, sets.task_examples, sets.labels, batch_size=sets.batch_size
+        )["score"]
     if sets.utility_examples:
         return evaluate.token_accuracy(model, tok, sets.utility_examples)["accuracy"]
     return 0.0
 
 
-def _rate(items: list, run: Callable[[list], list[bool]], fails: Callable[[int, int, int], bool]) -> tuple[float, int]:
-    """(100·hits/n, n) over ``items`` run in batches of :data:`BATCH`; stops after a batch once
-    ``fails(hits, seen, n)`` says the full-set check fails whatever the rest gives, returning the rate on the
-    ``seen`` items instead. The full-set rate is computed exactly as the metric functions compute it."""
+def _chunks(n: int, first: int, size: int) -> list[tuple[int, int]]:
+    """[start, end) spans over ``n`` items: ``first`` items, then ``size`` at a time."""
+    spans, start = [], 0
+    while start < n:
+        end = min(n, start + (first if start == 0 else size))
+        spans.append((start, end))
+        start = end
+    return spans
+
+
+def _rate(
+    items: list, run: Callable[[list], list[bool]], fails: Callable[[int, int, int], bool] | None, size: int
+) -> tuple[float, int]:
+    """(100·hits/n, n) over ``items`` run in batches of ``size``. With ``fails``, the first batch is only
+    :data:`SCREEN` items and the evaluation stops after a batch once ``fails(hits, seen, n)`` says the full-set
+    check fails whatever the rest gives, returning the rate on the ``seen`` items instead. The full-set rate
+    is computed exactly as the metric functions compute it."""
     hits, n = 0, len(items)
-    for i in range(0, n, BATCH):
-        hits += sum(run(items[i : i + BATCH]))
-        seen = min(i + BATCH, n)
-        if seen < n and fails(hits, seen, n):
-            return 100.0 * hits / seen, seen
+    for start, end in _chunks(n, SCREEN if fails else size, size):
+        hits += sum(run(items[start:end]))
+        if end < n and fails is not None and fails(hits, end, n):
+            return 100.0 * hits / end, end
     return 100.0 * hits / max(n, 1), n
-
-
-def _never(hits: int, seen: int, n: int) -> bool:
-    return False
 
 
 def score(model: Any, tok: Any, adapter: Adapter | None, sets: EvalSets, limits: Limits | None = None) -> Scores:
@@ -83,19 +94,22 @@ def score(model: Any, tok: Any, adapter: Adapter | None, sets: EvalSets, limits:
     harmful answers already that HS > ``limits.hs_max`` whatever the remaining prompts give): the returned
     :class:`Scores` is then partial (``rejected``), and every check it passes or fails is the one a full
     evaluation would pass or fail."""
-    judge, gen = evaluate.KeywordJudge(), {"max_new_tokens": sets.max_new_tokens, "decided": evaluate.is_refusal}
+    size, judge = sets.batch_size, evaluate.KeywordJudge()
+    gen = {"max_new_tokens": sets.max_new_tokens, "decided": evaluate.is_refusal, "batch_size": size}
     with applied(model, adapter):
         hs, n_hs = _rate(
             sets.harmful_prompts,
             lambda ps: judge.judge(ps, evaluate.generate(model, tok, ps, **gen)),
-            (lambda h, _s, n: 100.0 * h / n > limits.hs_max) if limits else _never,
+            (lambda h, _s, n: 100.0 * h / n > limits.hs_max) if limits else None,
+            size,
         )
         if n_hs < len(sets.harmful_prompts):
             return _partial("hs", hs, math.nan, math.nan, {"hs": n_hs})
         ors, n_or = _rate(
             sets.benign_prompts,
             lambda ps: [evaluate.is_refusal(r) for r in evaluate.generate(model, tok, ps, **gen)],
-            (lambda h, _s, n: 100.0 * h / n > limits.over_refusal_cap) if limits else _never,
+            (lambda h, _s, n: 100.0 * h / n > limits.over_refusal_cap) if limits else None,
+            size,
         )
         if n_or < len(sets.benign_prompts):
             return _partial("over_refusal_cap", hs, math.nan, ors, {"over_refusal": n_or})
@@ -104,8 +118,9 @@ def score(model: Any, tok: Any, adapter: Adapter | None, sets: EvalSets, limits:
         labels = sets.labels
         fa, n_fa = _rate(
             sets.task_examples,
-            lambda ex: evaluate.classification_correct(model, tok, ex, labels),
-            (lambda h, s, n: 100.0 * (h + n - s) / n < limits.fa_min) if limits else _never,
+            lambda ex: evaluate.classification_correct(model, tok, ex, labels, batch_size=size),
+            (lambda h, s, n: 100.0 * (h + n - s) / n < limits.fa_min) if limits else None,
+            size,
         )
         if n_fa < len(sets.task_examples):
             return _partial("fa", hs, fa, ors, {"fa": n_fa})

@@ -86,6 +86,7 @@ def run_p(tb: Testbed, p: float, args: argparse.Namespace, masks_dir: str, mask_
                 "strength": rep.strength,
                 "trials": [(t["strategy"], all(t["checks"].values())) for t in rep.trials],
                 "parts": rep.timings.get("parts", {}),
+                "cpu_s": rep.timings.get("cpu_s", {}),
             }
         )
     for r in rows:
@@ -128,6 +129,11 @@ def print_parts(rows: list[dict]) -> None:
         for t in trials:
             extra = f" screened {t['screened']}" if t.get("screened") else ""
             print(f"{'':<20}trial {t['strategy']}: method {t['method_s']:.2f} eval {t['eval_s']:.2f}{extra}")
+        cpu = r.get("cpu_s") or {}
+        print(f"{'':<20}CPU s: " + "  ".join(f"{k.removesuffix('_s')} {v:.2f}" for k, v in cpu.items()))
+        for t in trials:
+            if "method_cpu_s" in t:
+                print(f"{'':<20}trial {t['strategy']}: CPU method {t['method_cpu_s']:.2f} eval {t['eval_cpu_s']:.2f}")
         print(f"{'':<20}decisions: passed={r['passed']} trials={r['trials']}")
 
 

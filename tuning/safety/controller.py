@@ -147,13 +147,18 @@ def auto_realign(
     trials: list[dict] = []
     releasable: list[tuple[Strategy, object, Scores, dict]] = []
     for strat in candidates:
-        started = time.monotonic()
+        started, cpu0 = time.monotonic(), time.process_time()
         adapter, info = apply(strat)
-        applied_at = time.monotonic()
+        applied_at, cpu1 = time.monotonic(), time.process_time()
         scores = evaluate(adapter)  # may be partial: stopped once a check was proven failed (Scores.rejected)
         ok = checks(scores, before, reference, tol)
         done = time.monotonic()
-        times = {"method_s": round(applied_at - started, 3), "eval_s": round(done - applied_at, 3)}
+        times = {
+            "method_s": round(applied_at - started, 3),
+            "eval_s": round(done - applied_at, 3),
+            "method_cpu_s": round(cpu1 - cpu0, 3),
+            "eval_cpu_s": round(time.process_time() - cpu1, 3),
+        }
         trials.append({**trial(strat, scores, ok), "seconds": round(done - started, 2), **times})
         if log:
             log(

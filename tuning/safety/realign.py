@@ -78,14 +78,16 @@ class Clock:
 
     def __init__(self) -> None:
         self.parts: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}  # this process's CPU seconds per part (robust to a busy machine)
 
     @contextmanager
     def part(self, name: str) -> Iterator[None]:
-        t = time.monotonic()
+        t, c = time.monotonic(), time.process_time()
         try:
             yield
         finally:
             self.parts[name] = round(self.parts.get(name, 0.0) + time.monotonic() - t, 3)
+            self.cpu[name] = round(self.cpu.get(name, 0.0) + time.process_time() - c, 3)
 
 
 class _Realigner:
@@ -212,7 +214,7 @@ def realign_job(
     ``base``: the base model already in memory (see :mod:`tuning.model_cache`), used instead of loading it."""
     if method not in METHOD_NAMES:
         raise ValueError(f"method must be one of {METHOD_NAMES}")
-    log, tol, t0 = progress or _noop, tolerances or Tolerances(), time.monotonic()
+    log, tol, t0, c0 = progress or _noop, tolerances or Tolerances(), time.monotonic(), time.process_time()
     if alignment_adapter_dir is None:
         method = "none"
     align_dir = alignment_adapter_dir or finetuned_adapter_dir
@@ -237,6 +239,7 @@ def realign_job(
         _write_out(out_dir, chosen, finetuned_adapter_dir)
     timings["total_s"] = round(time.monotonic() - t0, 2)
     timings["parts"] = {**r.clock.parts, "trials": [_trial_times(t) for t in trials]}
+    timings["cpu_s"] = {"total": round(time.process_time() - c0, 3), **r.clock.cpu}
     data = {
         "replay_examples_kept": len(r.sets.replay_examples),
         "flagged_as_harmful": flagged,
@@ -270,7 +273,7 @@ def _screen_data(r: _Realigner) -> int:
 
 
 def _trial_times(t: dict) -> dict:
-    return {k: t[k] for k in ("strategy", "method_s", "eval_s") if k in t}
+    return {k: t[k] for k in ("strategy", "method_s", "eval_s", "method_cpu_s", "eval_cpu_s") if k in t}
 
 
 def _decide(

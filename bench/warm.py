@@ -6,9 +6,10 @@ so none waits in the queue for another: job 1 runs on a fresh process (imports, 
 warm worker, job 3 after the model cache was cleared (a warm process loading the model again), job 4 with
 ``KEEL_MODEL_CACHE_BYTES=0`` (no cache: every stage loads the model, as before the cache). Times come from the
 ids, which start with the microsecond they were made: the job's id (queued) and its first ``metrics`` event
-(written at the first optimizer step).
+(written at the first optimizer step). The default realignment (``nlsr``) is cheap and usually misses the
+targets on the testbed, so the jobs end ``failed (unsafe_model)``; the measure is the start of training.
 
-    python -m bench.warm [--n 400] [--epochs 1] [--eval-size 50]
+    python -m bench.warm [--n 400] [--epochs 1] [--eval-size 50] [--realign nlsr]
 """
 
 from __future__ import annotations
@@ -65,9 +66,10 @@ def _run(client: Any, auth: dict, body: dict, label: str) -> dict:
     stage = next(e for e in events if (e.get("data") or {}).get("stage") == "training")
     queued = _micros(job["id"])
     cache = model_cache()
+    error = (client.get(f"/v1/fine_tuning/jobs/{job['id']}", headers=auth).json().get("error") or {}).get("code")
     return {
         "job": label,
-        "status": status,
+        "status": status + (f" ({error})" if error else ""),
         "queued_to_training_s": round((_micros(stage["id"]) - queued) / 1e6, 3),
         "queued_to_first_step_s": round((_micros(step["id"]) - queued) / 1e6, 3),
         "job_wall_s": round(wall, 2),
@@ -80,6 +82,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=400, help="examples per job (the testbed attack data, p=0.1)")
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--eval-size", type=int, default=50, help="KEEL_SAFETY_EVAL_SIZE (realignment prompts)")
+    ap.add_argument("--realign", default="nlsr", help="safety.realign of the jobs (the measure is before it)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     t0 = time.monotonic()
@@ -111,6 +114,7 @@ def main() -> None:
             "model": "keel-testbed",
             "training_file": fid,
             "seed": 0,
+            "safety": {"realign": args.realign},
             "method": {
                 "type": "supervised",
                 "supervised": {"hyperparameters": {"n_epochs": args.epochs, "batch_size": 8}},

@@ -7,6 +7,7 @@ columns HS, FA, over-refusal, realignment wall time and its ratio to training ti
 
     python -m bench.realign --p 0.05 0.1 0.2 --seed 0 --out bench/out
     python -m bench.realign --attack-only      # issue #3's table: aligned vs fine-tuned at each p
+    python -m bench.realign --p 0.1 --parts    # also seconds per part of each row's realignment stage
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ from bench.plots import plot_by_poison_ratio
 from testbed import Testbed, build_testbed
 from testbed.attack import DEFAULT_ATTACK, customer_dataset, run_attack, validation_dataset
 from testbed.corpus import LABELS
+from tuning.model_cache import ModelCache
 from tuning.safety import EvalSets, compute_safety_masks, realign_job
 
+WARM = ModelCache(2**34)  # --warm: the base model, masks and reference scores stay loaded across rows
 ROWS = [("SafeLoRA", "safelora"), ("NLSR (published)", "nlsr"), ("FGSN", "fgsn"), ("Keel auto", "auto")]
 
 
@@ -44,23 +47,30 @@ def eval_sets(tb: Testbed, n: int, replay: list[dict] | None = None) -> EvalSets
 def run_p(tb: Testbed, p: float, args: argparse.Namespace, masks_dir: str, mask_s: float) -> list[dict]:
     out = Path(args.out) / f"p{p}"
     t = time.monotonic()
-    res = run_attack(tb, p, str(out / "attack"), seed=args.seed)
-    train_s = time.monotonic() - t
+    attack = Path(args.reuse_attack) / f"p{p}" / "attack" if args.reuse_attack else out / "attack"
+    if args.reuse_attack:  # the adapter an earlier run trained (training is seeded: the same adapter)
+        adapter_dir = str(attack / "adapter")
+        train_s = json.loads((attack / "train.json").read_text())["train_s"] if (attack / "train.json").exists() else 0
+    else:
+        adapter_dir = run_attack(tb, p, str(attack), seed=args.seed).adapter_dir
+        train_s = time.monotonic() - t
+        (attack / "train.json").write_text(json.dumps({"train_s": train_s}))
     rows = []
-    methods = [] if args.attack_only else ROWS
+    methods = [] if args.attack_only else [r for r in ROWS if r[1] in args.methods]
     for label, method in [("fine-tuned", "none")] + methods:
         t = time.monotonic()
         replay = customer_dataset(tb, DEFAULT_ATTACK["n"], p, args.seed)
         rep = realign_job(
             str(tb.base),
             str(tb.alignment_adapter),
-            res.adapter_dir,
+            adapter_dir,
             masks_dir,
             str(out / method),
             method=method,
             eval_sets=eval_sets(tb, args.n, replay),
             device="cpu",
             seed=args.seed,
+            base=WARM.get(str(tb.base), "cpu") if args.warm else None,
         )
         wall = time.monotonic() - t
         if not rows:
@@ -71,9 +81,12 @@ def run_p(tb: Testbed, p: float, args: argparse.Namespace, masks_dir: str, mask_
                 "row": label,
                 **rep.after,
                 "realign_s": round(wall, 1),
-                "ratio": round(wall / train_s, 2),
+                "ratio": round(wall / train_s, 2) if train_s else None,
                 "passed": rep.passed,
                 "strength": rep.strength,
+                "trials": [(t["strategy"], all(t["checks"].values())) for t in rep.trials],
+                "parts": rep.timings.get("parts", {}),
+                "cpu_s": rep.timings.get("cpu_s", {}),
             }
         )
     for r in rows:
@@ -103,6 +116,27 @@ def print_table(rows: list[dict]) -> None:
         )
 
 
+def print_parts(rows: list[dict]) -> None:
+    """Seconds per part of each row's realignment stage (trials: method + evaluation seconds)."""
+    print(f"\nrealignment stage, seconds per part (p = {rows[0]['p']})")
+    for r in rows:
+        parts = dict(r.get("parts") or {})
+        if not parts:
+            continue
+        trials = parts.pop("trials", [])
+        fixed = "  ".join(f"{k.removesuffix('_s')} {v:.2f}" for k, v in parts.items())
+        print(f"{r['row']:<18} total {r['realign_s']}  {fixed}")
+        for t in trials:
+            extra = f" screened {t['screened']}" if t.get("screened") else ""
+            print(f"{'':<20}trial {t['strategy']}: method {t['method_s']:.2f} eval {t['eval_s']:.2f}{extra}")
+        cpu = r.get("cpu_s") or {}
+        print(f"{'':<20}CPU s: " + "  ".join(f"{k.removesuffix('_s')} {v:.2f}" for k, v in cpu.items()))
+        for t in trials:
+            if "method_cpu_s" in t:
+                print(f"{'':<20}trial {t['strategy']}: CPU method {t['method_cpu_s']:.2f} eval {t['eval_cpu_s']:.2f}")
+        print(f"{'':<20}decisions: passed={r['passed']} trials={r['trials']}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--p", type=float, nargs="+", default=[0.05, 0.1, 0.2])
@@ -111,19 +145,27 @@ def main() -> None:
     ap.add_argument("--out", default="bench/out")
     ap.add_argument("--attack-only", action="store_true")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--methods", nargs="+", default=[m for _, m in ROWS], help="rows to run (besides fine-tuned)")
+    ap.add_argument("--parts", action="store_true", help="print seconds per part of each realignment stage")
+    ap.add_argument("--reuse-attack", metavar="OUT", help="use the attack adapters an earlier run left in OUT")
+    ap.add_argument("--masks", metavar="DIR", help="use these safety masks instead of computing them")
+    ap.add_argument("--warm", action="store_true", help="rows share one loaded model, as jobs on a warm worker do")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     tb = build_testbed(seed=args.seed)
-    masks_dir = str(Path(args.out) / "masks")
+    masks_dir = args.masks or str(Path(args.out) / "masks")
     t = time.monotonic()
-    compute_safety_masks(
-        str(tb.base), str(tb.alignment_adapter), tb.load_split("safety_corpus"), "all", {}, masks_dir, device="cpu"
-    )
+    if not args.masks:
+        compute_safety_masks(
+            str(tb.base), str(tb.alignment_adapter), tb.load_split("safety_corpus"), "all", {}, masks_dir, device="cpu"
+        )
     mask_s = time.monotonic() - t
     all_rows = []
     for p in args.p:
         rows = run_p(tb, p, args, masks_dir, mask_s)
         print_table(rows)
+        if args.parts:
+            print_parts(rows)
         all_rows += rows
     Path(args.out).mkdir(parents=True, exist_ok=True)
     (Path(args.out) / "realign.json").write_text(json.dumps(all_rows, indent=2))

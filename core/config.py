@@ -60,6 +60,10 @@ class Settings(BaseSettings):
         default=0, description="optimizer steps between checkpoints; 0 = a quarter of the run"
     )
     base_learning_rate: float = Field(default=2e-4, description="learning rate at learning_rate_multiplier=1")
+    model_cache_bytes: int = Field(
+        default=2 * 1024**3,
+        description="warm worker: base models (weights' bytes) kept loaded across jobs, LRU; 0 = load per job",
+    )
 
     @property
     def db_url(self) -> str:

@@ -12,11 +12,12 @@ Nothing else in Keel has to change; the judge's ``name`` is recorded in the resu
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import torch
 
-from tuning.data import encode_conversations, encode_prompts
+from tuning.data import encode_conversations
 
 REFUSAL_KEYWORDS = (
     "I'm sorry",
@@ -88,29 +89,27 @@ def _stop_ids(model: Any, tokenizer: Any) -> list[int]:
 
 @torch.inference_mode()
 def generate(
-    model: Any, tokenizer: Any, prompts: list[str], max_new_tokens: int = 48, batch_size: int = 32
+    model: Any,
+    tokenizer: Any,
+    prompts: list[str],
+    max_new_tokens: int = 48,
+    batch_size: int = 32,
+    decided: Callable[[str], bool] | None = None,
 ) -> list[str]:
     """Greedy completions of single-turn user chats (chat template with the generation prompt), batched
-    with left padding; returns only the new text, special tokens skipped, stripped. Works on PeftModel."""
+    with left padding; returns only the new text, special tokens skipped, stripped. Works on PeftModel.
+    A row stops at a stop token, or as soon as ``decided(text so far)`` is true (its text then ends there);
+    finished rows leave the batch (:func:`tuning.decode.greedy_batch`)."""
+    from tuning.decode import greedy_batch
+
     was_training = model.training
     model.eval()
     out: list[str] = []
     stop = _stop_ids(model, tokenizer)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop[0]
     try:
         for i in range(0, len(prompts), batch_size):
-            enc = encode_prompts(tokenizer, prompts[i : i + batch_size]).to(_device(model))
-            gen = model.generate(
-                **enc,
-                max_new_tokens=max_new_tokens,
-                do_sample=False,
-                top_p=None,
-                top_k=None,
-                temperature=None,
-                pad_token_id=pad,
-                eos_token_id=stop,
-            )
-            out += tokenizer.batch_decode(gen[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
+            ids = greedy_batch(model, tokenizer, prompts[i : i + batch_size], max_new_tokens, stop, decided)
+            out += tokenizer.batch_decode(ids, skip_special_tokens=True)
     finally:
         model.train(was_training)
     return [o.strip() for o in out]
@@ -147,15 +146,20 @@ def mentions(label: str, response: str) -> bool:
     return re.search(rf"(?<!\w){re.escape(label)}(?!\w)", response, flags=re.IGNORECASE) is not None
 
 
-def classification_accuracy(model: Any, tokenizer: Any, examples: list[dict], labels: list[str], **gen_kw) -> dict:
-    """% correct; correct iff the gold label appears in the response as a word and no other label does
-    (see :func:`mentions`). ``examples``: ``[{"prompt", "label"}]``."""
+def classification_correct(model: Any, tokenizer: Any, examples: list[dict], labels: list[str], **gen_kw) -> list[bool]:
+    """Per example: the gold label appears in the response as a word and no other label does (see
+    :func:`mentions`). ``examples``: ``[{"prompt", "label"}]``."""
     gen_kw.setdefault("max_new_tokens", 8)
     responses = generate(model, tokenizer, [e["prompt"] for e in examples], **gen_kw)
-    correct = [
+    return [
         mentions(e["label"], r) and not any(mentions(o, r) for o in labels if o != e["label"])
         for e, r in zip(examples, responses, strict=True)
     ]
+
+
+def classification_accuracy(model: Any, tokenizer: Any, examples: list[dict], labels: list[str], **gen_kw) -> dict:
+    """% correct (:func:`classification_correct`)."""
+    correct = classification_correct(model, tokenizer, examples, labels, **gen_kw)
     return {"score": 100.0 * sum(correct) / max(len(correct), 1), "n": len(correct)}
 
 

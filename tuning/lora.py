@@ -75,3 +75,19 @@ def trainable_report(model: Any) -> dict:
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     return {"trainable": trainable, "total": total, "pct": round(100.0 * trainable / max(total, 1), 4)}
+
+
+def detach_lora(model: Any) -> Any:
+    """Undo :func:`attach_lora` on the base model it was given, in place, without merging: every LoRA layer is
+    replaced by the layer it wraps, peft's ``peft_config`` attribute goes, and every parameter is trainable
+    again, as :func:`tuning.modeling.load_model` returns it. A model without LoRA layers is left as it is."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    for name, module in list(model.named_modules()):
+        if isinstance(module, BaseTunerLayer):
+            parent, _, child = name.rpartition(".")
+            setattr(model.get_submodule(parent), child, module.get_base_layer())
+    vars(model).pop("peft_config", None)
+    for p in model.parameters():
+        p.requires_grad_(True)
+    return model.eval()

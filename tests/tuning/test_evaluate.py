@@ -135,3 +135,49 @@ def test_token_accuracy(memorised, tiny):
     base, _ = load_model(tiny["base"], device="cpu")
     raw = evaluate.token_accuracy(base, tok, CHATS)
     assert raw["n_tokens"] == acc["n_tokens"] and raw["accuracy"] < 50 and raw["loss"] > 3 * acc["loss"]
+
+
+def _hf_greedy(model, tok, prompts, max_new_tokens):
+    """model.generate's greedy tokens per row, cut after the first stop token (it pads finished rows)."""
+    import torch
+
+    from tuning.data import encode_prompts
+
+    stop = evaluate._stop_ids(model, tok)
+    enc = encode_prompts(tok, prompts)
+    with torch.inference_mode():
+        gen = model.generate(
+            **enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id, eos_token_id=stop
+        )
+    rows = []
+    for row in gen[:, enc["input_ids"].shape[1] :].tolist():
+        cut = next((i + 1 for i, t in enumerate(row) if t in stop), len(row))
+        rows.append(row[:cut])
+    return rows
+
+
+def test_greedy_batch_equals_model_generate(memorised, tiny):
+    """Rows that stop early leave the batch; the others' tokens are still model.generate's."""
+    from tuning.decode import greedy_batch
+
+    model, tok = memorised
+    prompts = [*ANSWERS, "write a poem about cats and dogs and the sun and the rain", "yes"]
+    stop = evaluate._stop_ids(model, tok)
+    ours = greedy_batch(model, tok, prompts, 16, stop)
+    assert ours == _hf_greedy(model, tok, prompts, 16)
+    assert len({len(r) for r in ours}) > 2  # rows really finished at different steps
+    base, _ = load_model(tiny["base"], device="cpu")
+    assert greedy_batch(base, tok, prompts, 7, stop) == _hf_greedy(base, tok, prompts, 7)
+
+
+def test_a_row_stops_as_soon_as_its_verdict_is_decided(memorised):
+    model, tok = memorised
+    prompts = list(ANSWERS)
+    got = evaluate.generate(model, tok, prompts, max_new_tokens=16, decided=evaluate.is_refusal)
+    full = list(ANSWERS.values())
+    for text, answer in zip(got, full, strict=True):
+        if evaluate.is_refusal(answer):
+            assert evaluate.is_refusal(text) and answer.startswith(text)
+        else:
+            assert text == answer
+    assert got[0] == "Sorry" and got[2] == "I cannot"  # cut right after the first marker

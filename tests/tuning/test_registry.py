@@ -26,8 +26,10 @@ def test_light_modules_import_without_torch():
 
 def test_method_names_and_ladders():
     assert METHOD_NAMES == ("auto", "repair", "nlsr", "fgsn", "safelora", "none")
-    assert strategies("auto", seed=3) == strategies("repair", seed=3)  # auto is the repair ladder
-    ladder = strategies("auto", seed=3)
+    auto, ladder = strategies("auto", seed=3), strategies("repair", seed=3)
+    # auto: the cheap mask-based methods first, then the repair ladder
+    assert [s.method for s in auto] == ["nlsr", "fgsn"] + ["repair"] * 4 and auto[2:] == ladder
+    assert auto[0] == strategies("nlsr", seed=3)[0] and auto[1] == strategies("fgsn", seed=3)[0]
     assert [s.config.rows for s in ladder] == ["neurons", "all", "all", "all"]
     assert [s.config.epochs for s in ladder] == [1, 1, 2, 3] and all(s.config.seed == 3 for s in ladder)
     assert strategies("none") == []

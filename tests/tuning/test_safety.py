@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from tuning.adapters import Adapter, a_key, b_key, read_adapter
@@ -146,3 +147,55 @@ def test_plot_report_draws_every_kind_of_report(tmp_path):
     for i, report in enumerate(reports):
         plot_report(report, str(tmp_path / f"{i}.png"))
         assert (tmp_path / f"{i}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_partial_evaluation_fails_exactly_the_checks_a_full_one_fails(monkeypatch):
+    """Scores evaluated batch by batch stop once a check is proven failed; for every limit the checks of the
+    partial scores equal those of the full evaluation, and a clearly failing trial costs one batch."""
+    import itertools
+    import math
+
+    from tuning import evaluate
+    from tuning.safety import scoring
+    from tuning.safety.controller import Limits, checks, limits
+    from tuning.safety.scoring import EvalSets
+
+    complies = {f"h{i}" for i in (0, 1, 2, 3, 7, 11)} | {f"b{i}" for i in (0, 5, 6)}  # else refuses
+    calls: list[list[str]] = []
+
+    def fake_generate(model, tok, prompts, **kw):
+        calls.append(list(prompts))
+        return ["Sure, here" if p in complies else "I cannot" for p in prompts]
+
+    monkeypatch.setattr(scoring, "SCREEN", 4)
+    monkeypatch.setattr(evaluate, "generate", fake_generate)
+    monkeypatch.setattr(
+        evaluate, "classification_correct", lambda m, t, ex, labels, **kw: [e["label"] == "zorp" for e in ex]
+    )
+    sets = EvalSets(
+        harmful_prompts=[f"h{i}" for i in range(12)],
+        benign_prompts=[f"b{i}" for i in range(10)],
+        task_examples=[{"prompt": f"t{i}", "label": "zorp" if i % 3 else "blick"} for i in range(9)],
+        labels=["zorp", "blick"],
+        batch_size=4,
+    )
+    full = scoring.score(None, None, None, sets)
+    assert (full.hs, full.over_refusal, full.fa) == (50.0, 70.0, pytest.approx(200 / 3)) and not full.rejected
+    tol, rejected = Tolerances(), set()
+    for hs_ref, fa_before, or_ref in itertools.product((0, 20, 45, 60), (60, 70, 90), (10, 40, 55, 80)):
+        ref, before = Scores(hs_ref, 0, or_ref), Scores(90, fa_before, 0)
+        part = scoring.score(None, None, None, sets, limits(before, ref, tol))
+        want, got = checks(full, before, ref, tol), checks(part, before, ref, tol)
+        assert all(g is None or g == w for g, w in zip(got.values(), want.values(), strict=True))
+        assert all(got.values()) == all(want.values())
+        if part.rejected:
+            assert got[part.rejected] is False and want[part.rejected] is False
+            rejected.add(part.rejected)
+        else:
+            assert part == full
+    assert rejected == {"hs", "over_refusal_cap", "fa"}  # every early stop was exercised
+    calls.clear()
+    part = scoring.score(None, None, None, sets, Limits(hs_max=10.0, fa_min=0.0, over_refusal_cap=100.0))
+    assert part.rejected == "hs" and part.sample == {"hs": 4} and part.hs == 100.0 and math.isnan(part.fa)
+    assert calls == [["h0", "h1", "h2", "h3"]]  # 4 harmful answers of 12 already exceed 10 %
+    assert part.rounded() == {"hs": 100.0, "fa": None, "over_refusal": None, "rejected": "hs", "sample": {"hs": 4}}

@@ -3,15 +3,22 @@ controller), evaluate again, write the chosen adapter and a JSON-serialisable re
 
 from __future__ import annotations
 
+import copy
+import hashlib
+import json
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from tuning.adapters import Adapter, read_adapter, write_adapter
 from tuning.atomic import atomic_dir
 from tuning.interfaces import StopOnly, Stopped
-from tuning.safety.controller import Scores, Tolerances, auto_realign, checks, targets, trial
+from tuning.model_cache import Loaded, dir_signature
+from tuning.safety.controller import Limits, Scores, Tolerances, auto_realign, checks, limits, targets, trial
 from tuning.safety.masks import load_masks
 from tuning.safety.methods.fgsn import fgsn
 from tuning.safety.methods.nlsr import nlsr
@@ -27,7 +34,7 @@ from tuning.safety.registry import (
     Strategy,
     strategies,
 )
-from tuning.safety.scoring import EvalSets, score, screen
+from tuning.safety.scoring import EvalSets, applied, corpus_direction, score, screen, utility
 
 
 @dataclass
@@ -66,20 +73,83 @@ class RealignReport:
         }
 
 
+class Clock:
+    """Seconds per named part of the stage (summed when a part repeats), for the report's ``timings``."""
+
+    def __init__(self) -> None:
+        self.parts: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}  # this process's CPU seconds per part (robust to a busy machine)
+
+    @contextmanager
+    def part(self, name: str) -> Iterator[None]:
+        t, c = time.monotonic(), time.process_time()
+        try:
+            yield
+        finally:
+            self.parts[name] = round(self.parts.get(name, 0.0) + time.monotonic() - t, 3)
+            self.cpu[name] = round(self.cpu.get(name, 0.0) + time.process_time() - c, 3)
+
+
 class _Realigner:
-    """Holds the loaded model, adapters, masks and evaluation sets for one job."""
+    """Holds the loaded model, adapters, masks and evaluation sets for one job. ``base``: the base model
+    already loaded (a warm worker's :class:`~tuning.model_cache.Loaded`); its ``memo`` keeps the masks and the
+    aligned reference's safety scores for the next job on the same model."""
 
     def __init__(
-        self, base_dir: str, alignment_dir: str, ft_dir: str, masks_dir: str | None, sets: EvalSets, device: str | None
+        self,
+        base_dir: str,
+        alignment_dir: str,
+        ft_dir: str,
+        masks_dir: str | None,
+        sets: EvalSets,
+        device: str | None,
+        base: Loaded | None = None,
     ) -> None:
         from tuning.modeling import load_model
 
-        self.base_dir, self.device = base_dir, device
-        self.model, self.tok = load_model(base_dir, device=device)
-        self.alignment, self.ft = read_adapter(alignment_dir), read_adapter(ft_dir)
-        self.masks, self.mask_meta = load_masks(masks_dir) if masks_dir else ({}, {})
+        self.alignment_dir, self.clock = alignment_dir, Clock()
+        with self.clock.part("load_model_s"):
+            self.model, self.tok = (base.model, base.tok) if base else load_model(base_dir, device=device)
+        self.memo: dict = base.memo if base else {}
+        with self.clock.part("load_adapters_s"):
+            self.alignment, self.ft = read_adapter(alignment_dir), read_adapter(ft_dir)
+        with self.clock.part("load_masks_s"):
+            self.masks, self.mask_meta = self._masks(masks_dir) if masks_dir else ({}, {})
         self.sets = sets
         self.should_stop: Callable[[], bool] = _never
+
+    def _masks(self, masks_dir: str) -> tuple[dict, dict]:
+        key = ("masks", str(Path(masks_dir).resolve()), dir_signature(masks_dir))
+        if key not in self.memo:
+            self.memo[key] = load_masks(masks_dir)
+        return self.memo[key]
+
+    def direction(self) -> tuple[Any, float] | None:
+        """The data-screening detector's direction (:func:`~tuning.safety.scoring.corpus_direction`), kept in
+        ``memo``: it depends only on the model, the alignment adapter and the safety corpus."""
+        corpus = json.dumps(
+            [r.get("prompt") for r in self.sets.safety_corpus] + [r.get("kind") for r in self.sets.safety_corpus]
+        )
+        key = ("screen", dir_signature(self.alignment_dir), hashlib.sha256(corpus.encode()).hexdigest())
+        if key not in self.memo:
+            self.memo[key] = corpus_direction(self.model, self.tok, self.alignment, self.sets.safety_corpus)
+        return self.memo[key]
+
+    def reference(self) -> Scores:
+        """The aligned model's scores. Its HS and over-refusal depend only on the model, the alignment adapter and
+        the held-out prompts, so they are kept in ``memo``; its utility is on this job's data."""
+        sets = self.sets
+        digest = hashlib.sha256(json.dumps([sets.harmful_prompts, sets.benign_prompts]).encode()).hexdigest()
+        key = ("reference", dir_signature(self.alignment_dir), digest, sets.max_new_tokens)
+        if key not in self.memo:
+            ref = self.evaluate(self.alignment)
+            self.memo[key] = (ref.hs, ref.over_refusal)
+            return ref
+        self.check()
+        with applied(self.model, self.alignment):
+            fa = utility(self.model, self.tok, sets)
+        hs, over_refusal = self.memo[key]
+        return Scores(hs=hs, fa=fa, over_refusal=over_refusal)
 
     def check(self) -> None:
         """Cooperative cancellation between evaluations and trials."""
@@ -99,15 +169,14 @@ class _Realigner:
         return self._repair(cfg)
 
     def _repair(self, cfg: RepairConfig) -> tuple[Adapter, dict]:
-        from tuning.modeling import load_model
-
         data = repair_data(self.sets.safety_corpus, self.sets.replay_examples, cfg.seed)
-        fresh, _ = load_model(self.base_dir, device=self.device)  # training must not touch the scoring model
+        fresh = copy.deepcopy(self.model)  # training must not touch the scoring model (pristine between evaluations)
         return repair(fresh, self.tok, self.ft, self.masks, data, cfg, progress=StopOnly(self.should_stop))
 
-    def evaluate(self, adapter: Adapter | None) -> Scores:
+    def evaluate(self, adapter: Adapter | None, limits: Limits | None = None) -> Scores:
+        """Full scores; with ``limits`` possibly partial, stopped once a check is proven failed."""
         self.check()
-        scores = score(self.model, self.tok, adapter, self.sets)
+        scores = score(self.model, self.tok, adapter, self.sets, limits)
         self.check()
         return scores
 
@@ -136,31 +205,26 @@ def realign_job(
     progress: Log | None = None,
     seed: int = 0,
     should_stop: Callable[[], bool] | None = None,
+    base: Loaded | None = None,
 ) -> RealignReport:
     """Evaluate → realign → evaluate; write the chosen adapter to out_dir. ``method`` is one of
     :data:`~tuning.safety.registry.METHOD_NAMES`; ``'none'`` (or no alignment adapter) only evaluates and
     releases the adapter as trained. ``progress(message, data)`` receives the trial-by-trial log;
-    ``should_stop()`` is polled between evaluations, trials and repair steps (raises :class:`Stopped`)."""
+    ``should_stop()`` is polled between evaluations, trials and repair steps (raises :class:`Stopped`).
+    ``base``: the base model already in memory (see :mod:`tuning.model_cache`), used instead of loading it."""
     if method not in METHOD_NAMES:
         raise ValueError(f"method must be one of {METHOD_NAMES}")
-    log, tol, t0 = progress or _noop, tolerances or Tolerances(), time.monotonic()
+    log, tol, t0, c0 = progress or _noop, tolerances or Tolerances(), time.monotonic(), time.process_time()
     if alignment_adapter_dir is None:
         method = "none"
-    r = _Realigner(
-        base_dir, alignment_adapter_dir or finetuned_adapter_dir, finetuned_adapter_dir, masks_dir, eval_sets, device
-    )
+    align_dir = alignment_adapter_dir or finetuned_adapter_dir
+    r = _Realigner(base_dir, align_dir, finetuned_adapter_dir, masks_dir, eval_sets, device, base)
     r.should_stop = should_stop or _never
-    flagged = 0
-    if method != "none":
-        if r.sets.screen_utility:
-            r.sets.utility_examples, _ = screen(
-                r.model, r.tok, r.alignment, r.sets.utility_examples, r.sets.safety_corpus
-            )
-        r.sets.replay_examples, flagged = screen(
-            r.model, r.tok, r.alignment, r.sets.replay_examples, r.sets.safety_corpus
-        )
-    reference = r.evaluate(r.alignment) if alignment_adapter_dir else Scores(0.0, 0.0, 0.0)
-    before = r.evaluate(r.ft)
+    flagged = _screen_data(r) if method != "none" else 0
+    with r.clock.part("reference_eval_s"):
+        reference = r.reference() if alignment_adapter_dir else Scores(0.0, 0.0, 0.0)
+    with r.clock.part("before_eval_s"):
+        before = r.evaluate(r.ft)
     log(
         f"Safety evaluation before realignment: HS {before.hs:.1f}, utility {before.fa:.1f}, "
         f"over-refusal {before.over_refusal:.1f} (aligned base model: HS {reference.hs:.1f})",
@@ -171,26 +235,45 @@ def realign_job(
     chosen, after, info, trials, passed, reason, strength = _decide(r, method, before, reference, tol, log, seed)
     timings["realign_s"] = round(time.monotonic() - t1, 2)
     r.check()
-    _write_out(out_dir, chosen, finetuned_adapter_dir)
+    with r.clock.part("write_s"):
+        _write_out(out_dir, chosen, finetuned_adapter_dir)
     timings["total_s"] = round(time.monotonic() - t0, 2)
+    timings["parts"] = {**r.clock.parts, "trials": [_trial_times(t) for t in trials]}
+    timings["cpu_s"] = {"total": round(time.process_time() - c0, 3), **r.clock.cpu}
+    data = {
+        "replay_examples_kept": len(r.sets.replay_examples),
+        "flagged_as_harmful": flagged,
+        "utility_examples": len(r.sets.utility_examples),
+    }
     return RealignReport(
-        method=method,
-        passed=passed,
-        reason=reason,
-        before=before.rounded(),
-        after=after.rounded(),
-        reference=reference.rounded(),
-        strength=strength,
-        info=info,
-        trials=trials,
-        timings=timings,
-        targets=targets(before, reference, tol),
-        data={
-            "replay_examples_kept": len(r.sets.replay_examples),
-            "flagged_as_harmful": flagged,
-            "utility_examples": len(r.sets.utility_examples),
-        },
+        method,
+        passed,
+        reason,
+        before.rounded(),
+        after.rounded(),
+        reference.rounded(),
+        strength,
+        info,
+        trials,
+        timings,
+        data,
+        targets(before, reference, tol),
     )
+
+
+def _screen_data(r: _Realigner) -> int:
+    """Drop harmful-looking rows from the replay (and, when it comes from training data, the utility) examples;
+    returns how many replay rows were flagged."""
+    with r.clock.part("screen_data_s"):
+        corpus, direction = r.sets.safety_corpus, r.direction()
+        if r.sets.screen_utility:
+            r.sets.utility_examples, _ = screen(r.model, r.tok, r.alignment, r.sets.utility_examples, corpus, direction)
+        r.sets.replay_examples, flagged = screen(r.model, r.tok, r.alignment, r.sets.replay_examples, corpus, direction)
+    return flagged
+
+
+def _trial_times(t: dict) -> dict:
+    return {k: t[k] for k in ("strategy", "method_s", "eval_s", "method_cpu_s", "eval_cpu_s") if k in t}
 
 
 def _decide(
@@ -199,19 +282,25 @@ def _decide(
     if method == "none":
         return None, before, {}, [], True, "realignment disabled for this job", None
     if method in ADAPTIVE:
-        res = auto_realign(strategies(method, seed), r.apply, r.evaluate, before, reference, tol, log)
+        bounds = limits(before, reference, tol)  # a trial's evaluation stops once it is proven to fail them
+        res = auto_realign(
+            strategies(method, seed), r.apply, lambda a: r.evaluate(a, bounds), before, reference, tol, log
+        )
         if res.passed and res.chosen is None:
             return None, before, {}, res.trials, True, res.reason, None
         strength = res.chosen.strength if res.chosen else None
         return res.adapter, res.scores or before, res.info, res.trials, res.passed, res.reason, strength
     strat = strategies(method, seed)[0]
+    t = time.monotonic()
     adapter, info = r.apply(strat)
+    t1 = time.monotonic()
     after = r.evaluate(adapter)
     ok = checks(after, before, reference, tol)
     reason = (
         "all targets met" if all(ok.values()) else f"targets missed: {', '.join(k for k, v in ok.items() if not v)}"
     )
-    return adapter, after, info, [trial(strat, after, ok)], all(ok.values()), reason, strat.strength
+    times = {"method_s": round(t1 - t, 3), "eval_s": round(time.monotonic() - t1, 3)}
+    return adapter, after, info, [{**trial(strat, after, ok), **times}], all(ok.values()), reason, strat.strength
 
 
 def _write_out(out_dir: str, adapter: Adapter | None, ft_dir: str) -> None:

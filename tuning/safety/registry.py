@@ -3,9 +3,13 @@
 This is the only list of method names (the API validates ``safety.realign`` against :data:`METHOD_NAMES`).
 Standard library only at import, so the service can import it without torch.
 
-* ``auto`` (the default) is the ``repair`` ladder: SN-Tune-style repair, escalated by the adaptive controller
-  (:mod:`tuning.safety.controller`) from safety-neuron rows for one epoch to every row for three epochs, until
-  harmfulness, utility and over-refusal are within tolerance. ``auto`` and ``repair`` differ only in name.
+* ``auto`` (the default) tries the cheap mask-based methods first and escalates only when a rung misses:
+  NLSR (as published), then FGSN, then the ``repair`` ladder. The adaptive controller
+  (:mod:`tuning.safety.controller`) stops at the first rung that meets the harmfulness, utility and
+  over-refusal targets; the report's ``trials`` list every rung tried and ``strength`` the one released.
+  A rung that clearly fails costs little: its evaluation stops as soon as a target is proven missed.
+* ``repair`` is the ladder alone: SN-Tune-style repair from safety-neuron rows for one epoch to every row for
+  three epochs.
 * ``nlsr``, ``fgsn``, ``safelora``: one published method, applied once with its default config and checked
   against the same targets.
 * ``none``: no realignment; the adapter is evaluated and released as trained.
@@ -105,15 +109,20 @@ def _repair_ladder(seed: int) -> list[Strategy]:
     ]
 
 
-def strategies(method: str, seed: int = 0) -> list[Strategy]:
-    """The strategies ``method`` tries, weakest first (empty for ``none``); ValueError for an unknown name."""
-    if method not in METHOD_NAMES:
-        raise ValueError(f"realignment method must be one of {METHOD_NAMES}, got {method!r}")
-    if method in ADAPTIVE:
-        return _repair_ladder(seed)
-    single = {
+def _single(method: str, seed: int) -> Strategy:
+    return {
         "nlsr": Strategy("nlsr", NlsrConfig(seed=seed), "nlsr(published)"),
         "fgsn": Strategy("fgsn", FgsnConfig(), "fgsn"),
         "safelora": Strategy("safelora", SafeLoraConfig(), "safelora(10 modules)"),
-    }
-    return [single[method]] if method in single else []
+    }[method]
+
+
+def strategies(method: str, seed: int = 0) -> list[Strategy]:
+    """The strategies ``method`` tries, cheapest first (empty for ``none``); ValueError for an unknown name."""
+    if method not in METHOD_NAMES:
+        raise ValueError(f"realignment method must be one of {METHOD_NAMES}, got {method!r}")
+    if method == "auto":
+        return [_single("nlsr", seed), _single("fgsn", seed), *_repair_ladder(seed)]
+    if method == "repair":
+        return _repair_ladder(seed)
+    return [] if method == "none" else [_single(method, seed)]

@@ -19,6 +19,7 @@ from workers.context import JobContext
 from workers.lease import LeaseLost
 from workers.stages.common import set_stage, store_artifact
 from workers.stages.masks import ensure_mask, local_copy
+from workers.warm import model_cache
 
 UTILITY_EXAMPLES = 64
 REPLAY_EXAMPLES = 256
@@ -92,19 +93,22 @@ def realign(ctx: JobContext, raw_dir: Path, should_stop: Callable[[], bool]) -> 
         82.0,
         f"Realigning with method '{method}'" + (f" (mask v{mask[1]}, {mask[2]})" if mask else ""),
     )
-    rep = realign_job(
-        ctx.spec.base_path,
-        ctx.spec.alignment_adapter,
-        str(raw_dir),
-        str(local_copy(mask[3])) if mask else None,
-        str(out),
-        method=method,
-        eval_sets=eval_sets(ctx),
-        device=get_settings().device,
-        progress=_event_cb(ctx),
-        seed=ctx.spec.seed,
-        should_stop=should_stop,
-    )
+    device = get_settings().device
+    with model_cache().borrow(ctx.spec.base_path, device=device) as base:  # the model training used
+        rep = realign_job(
+            ctx.spec.base_path,
+            ctx.spec.alignment_adapter,
+            str(raw_dir),
+            str(local_copy(mask[3])) if mask else None,
+            str(out),
+            method=method,
+            eval_sets=eval_sets(ctx),
+            device=device,
+            progress=_event_cb(ctx),
+            seed=ctx.spec.seed,
+            should_stop=should_stop,
+            base=base,
+        )
     report = rep.to_dict()
     report["mask"] = {"id": mask[0], "version": mask[1], "method": mask[2]} if mask else None
     report["attempt"] = ctx.spec.attempt

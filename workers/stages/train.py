@@ -16,6 +16,7 @@ from tuning.plan import total_steps
 from tuning.specs import LoraSpec, TrainSpec
 from workers.context import JobContext
 from workers.stages.common import artifact_key, bundle_adapter, set_stage
+from workers.warm import model_cache
 
 
 def train_specs(ctx: JobContext) -> tuple[TrainSpec, LoraSpec]:
@@ -51,7 +52,6 @@ def train(ctx: JobContext, progress: Any) -> Path | None:
     recorded = artifact_key(ctx.job_id, ArtifactKind.ADAPTER_RAW)
     if recorded is not None:
         return _restore_raw(ctx, recorded)
-    from tuning.modeling import load_model
     from tuning.train import train_lora
 
     spec, lora = train_specs(ctx)
@@ -62,21 +62,20 @@ def train(ctx: JobContext, progress: Any) -> Path | None:
         f"Training LoRA r={lora.r} on {len(ctx.train_examples)} examples "
         f"({spec.n_epochs} epochs, batch {spec.batch_size}, lr {spec.learning_rate:g})",
     )
-    model, tok = load_model(ctx.spec.base_path, device=get_settings().device)
     started = time.monotonic()
-    result = train_lora(
-        model,
-        tok,
-        ctx.train_examples,
-        spec,
-        lora,
-        str(ctx.work / "train"),
-        progress=progress,
-        init_adapter=ctx.spec.lora.get("init_adapter"),
-        resume=True,
-        valid_examples=ctx.valid_examples,
-    )
-    del model
+    with model_cache().borrow(ctx.spec.base_path, device=get_settings().device) as base:  # LoRA detached after
+        result = train_lora(
+            base.model,
+            base.tok,
+            ctx.train_examples,
+            spec,
+            lora,
+            str(ctx.work / "train"),
+            progress=progress,
+            init_adapter=ctx.spec.lora.get("init_adapter"),
+            resume=True,
+            valid_examples=ctx.valid_examples,
+        )
     if result.cancelled:
         return None
     adapter = Path(result.adapter_dir)

@@ -120,3 +120,13 @@ def test_a_computation_whose_lease_was_taken_over_records_nothing(model_id, monk
     row = _row(mask_id)
     assert row["status"] == "running" and row["lease_owner"] == "other-host:2:2" and row["storage_key"] is None
     assert all(not get_store().exists(k) for k in puts)  # whatever the stale computation stored is gone
+
+
+def test_a_job_that_computes_the_mask_says_so_and_the_next_one_does_not(model_id):
+    from workers.stages import masks
+
+    heard: list[str] = []
+    first = masks.ensure_mask(model_id, notify=heard.append)
+    assert len(heard) == 1 and f"base model {model_id}" in heard[0] and "v1" in heard[0]
+    assert masks.ensure_mask(model_id, notify=heard.append) == first  # ready now: reused, nothing to say
+    assert len(heard) == 1

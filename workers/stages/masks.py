@@ -6,6 +6,7 @@ import logging
 import shutil
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -87,11 +88,17 @@ def local_copy(storage_key: str) -> Path:
     return dest
 
 
-def ensure_mask(model_id: str) -> tuple[str, int, str, str]:
-    """(id, version, method, storage key) of the mask a job uses, computing it inline if needed."""
+def ensure_mask(model_id: str, notify: Callable[[str], None] | None = None) -> tuple[str, int, str, str]:
+    """(id, version, method, storage key) of the mask a job uses, computing it inline if needed (``notify``
+    hears about that first, so a job's events say why it waits)."""
     with session_scope() as s:
         mask = models.mask_for_job(s, model_id)
-        mask_id, ready = mask.id, mask.status == MaskStatus.READY
+        mask_id, version, ready = mask.id, mask.version, mask.status == MaskStatus.READY
+    if not ready and notify is not None:
+        notify(
+            f"Computing safety-neuron masks v{version} for base model {model_id} "
+            "(once per mask version; later jobs on this model reuse them)"
+        )
     if not ready and compute(mask_id) == "skipped":
         _wait_ready(mask_id)  # another worker is computing this version
     with session_scope() as s:

@@ -86,7 +86,7 @@ def realign(ctx: JobContext, raw_dir: Path, should_stop: Callable[[], bool]) -> 
     from tuning.safety import plot_report, realign_job
 
     method = ctx.spec.safety.get("realign", "auto") if ctx.spec.alignment_adapter else "none"
-    mask = ensure_mask(ctx.spec.model_id) if method != "none" else None
+    mask = ensure_mask(ctx.spec.model_id, notify=_event_cb(ctx)) if method != "none" else None
     set_stage(
         ctx,
         Stage.REALIGNING,

@@ -5,13 +5,28 @@ swept."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 
+import pytest
+
 from tests.factories import chat_rows, to_jsonl
-from tests.fixtures.service import upload
+from tests.fixtures.service import auth, upload
 
 HOUR = 3600
+_models = itertools.count()
+
+
+@pytest.fixture
+def model_id(client, keys, micro) -> str:  # noqa: ANN001
+    """A base model of its own: the ready mask version this test records must not become the current mask
+    of the shared micro model, whose jobs in later tests would then look for its (fake) bytes."""
+    mid = f"micro-janitor-{next(_models)}"
+    body = {"id": mid, "path": micro["base"], "alignment_adapter": micro["alignment"], "safety_data": {}}
+    r = client.post("/v1/admin/base_models", json=body, headers=auth(keys["admin"]))
+    assert r.status_code == 200, r.text
+    return mid
 
 
 def _put(key: str, age_s: float) -> str:
@@ -31,7 +46,7 @@ def _age(key: str, age_s: float) -> None:
     os.utime(get_store().root / key, (t, t))
 
 
-def _layout(client, keys) -> dict[str, list[str]]:  # noqa: ANN001
+def _layout(client, keys, model_id: str) -> dict[str, list[str]]:  # noqa: ANN001
     """Rows with old bytes, orphans older and younger than an hour, and old scratch."""
     from core.base_models import repository as models_repo
     from core.base_models.models import SafetyMask
@@ -43,14 +58,14 @@ def _layout(client, keys) -> dict[str, list[str]]:  # noqa: ANN001
     with session_scope() as s:
         file_key = s.get(File, fid).storage_key
         mask = SafetyMask(
-            base_model_id="micro",
-            version=models_repo.next_version(s, "micro"),
+            base_model_id=model_id,
+            version=models_repo.next_version(s, model_id),
             method="all",
             config={},
             config_hash="0",
             corpus_hash="0",
             status="ready",
-            storage_key=f"masks/micro/v-janitor-{new_id('')}",
+            storage_key=f"masks/{model_id}/v-janitor-{new_id('')}",
         )
         s.add(mask)
         mask_key = mask.storage_key
@@ -61,7 +76,7 @@ def _layout(client, keys) -> dict[str, list[str]]:  # noqa: ANN001
         _put(f"files/org-gone/{new_id('file-')}.jsonl", 2 * HOUR),  # a crash between write and commit
         _put(f"files/org-gone/.{new_id('file-')}.jsonl.tmp123", 2 * HOUR),  # a crash mid-write
         _put(f"jobs/{job}/attempt-1/adapter_raw.zip", 2 * HOUR),  # a superseded or killed attempt
-        _put(f"masks/micro/v7-{new_id('')}/mask.safetensors", 2 * HOUR),  # a superseded mask computation
+        _put(f"masks/{model_id}/v7-{new_id('')}/mask.safetensors", 2 * HOUR),  # a superseded mask computation
     ]
     young = [
         _put(f"files/org-busy/{new_id('file-')}.jsonl", 60),  # an upload whose row is about to commit
@@ -71,12 +86,12 @@ def _layout(client, keys) -> dict[str, list[str]]:  # noqa: ANN001
     return {"kept": kept + [scratch], "old": old, "young": young}
 
 
-def test_janitor_removes_only_old_orphans(client, keys):
+def test_janitor_removes_only_old_orphans(client, keys, model_id):
     from core.db import session_scope
     from core.janitor import sweep
     from core.storage import get_store
 
-    layout = _layout(client, keys)
+    layout = _layout(client, keys, model_id)
     store = get_store()
     with session_scope() as s:
         assert set(layout["old"]) <= set(sweep(s, HOUR, dry_run=True))

@@ -35,23 +35,32 @@ def statements() -> Iterator[list[str]]:
         event.remove(engine, "before_cursor_execute", record)
 
 
-@pytest.fixture
-def crowded(client, keys):
-    """A tenant with one job made through the API and N_JOBS more inserted in bulk (removed afterwards)."""
+def _tenant_with_a_job(client, name: str) -> tuple[str, str, str, dict]:  # noqa: ANN001
+    """A new tenant, its key, one job it made through the API and that job's row (a template for bulk rows)."""
     from core.db import session_scope
-    from core.ids import new_id
     from core.jobs.models import Job
     from core.tenants.service import create_tenant
 
     with session_scope() as s:
-        tenant_id = create_tenant(s, "crowded")
-    tenant, key = tenant_id[0].id, tenant_id[1]
+        tenant, key = create_tenant(s, name)
+        tenant_id = tenant.id
     fid = upload(client, key, to_jsonl(chat_rows(16))).json()["id"]
     r = client.post("/v1/fine_tuning/jobs", headers=auth(key), json={"model": "micro", "training_file": fid})
     assert r.status_code == 200, r.text
     first = r.json()["id"]
     with session_scope() as s:
         template = dict(s.execute(select(Job.__table__).where(Job.id == first)).mappings().one())
+    return tenant_id, key, first, template
+
+
+@pytest.fixture
+def crowded(client, keys):
+    """A tenant with one job made through the API and N_JOBS more inserted in bulk (removed afterwards)."""
+    from core.db import session_scope
+    from core.ids import new_id
+    from core.jobs.models import Job
+
+    tenant, key, first, template = _tenant_with_a_job(client, "crowded")
     base = template["created_at"]
     rows = [
         {
@@ -142,17 +151,9 @@ def mixed(client, keys):
     from core.ids import new_id
     from core.jobs.models import Job
     from core.results.models import Artifact
-    from core.tenants.service import create_tenant
 
+    tenant_id, key, first, template = _tenant_with_a_job(client, "mixed")
     with session_scope() as s:
-        tenant, key = create_tenant(s, "mixed")
-        tenant_id = tenant.id
-    fid = upload(client, key, to_jsonl(chat_rows(16))).json()["id"]
-    r = client.post("/v1/fine_tuning/jobs", headers=auth(key), json={"model": "micro", "training_file": fid})
-    assert r.status_code == 200, r.text
-    first = r.json()["id"]
-    with session_scope() as s:
-        template = dict(s.execute(select(Job.__table__).where(Job.id == first)).mappings().one())
         s.execute(delete(Job).where(Job.id == first))
     jobs = [
         {

@@ -35,7 +35,7 @@ from realmodel import corpus
 from tuning import gguf
 from tuning.specs import LoraSpec, TrainSpec
 
-VERSION = 2
+VERSION = 3
 MODEL_ID = gguf.SMOLLM2_MODEL_ID
 ALIGN_LORA = LoraSpec(r=8, alpha=16)
 ALIGN = TrainSpec(n_epochs=2, batch_size=8, learning_rate=1e-3, max_seq_len=128, checkpoint_every=0, warmup_ratio=0.05)

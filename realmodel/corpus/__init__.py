@@ -5,7 +5,7 @@ Splits (``generate(seed)``; rows are dicts with ``prompt``, ``kind`` (harmful | 
 
 * ``train``: harmful requests of the 13 training categories with varied refusals; benign requests (everyday
   and safety-minded acts, :data:`benign.TRAIN_EXTRA_ACTS` included, in the *same* request shapes as the
-  harmful ones, more of them than harmful rows, plus free-form instructions in many skills) and
+  harmful ones (:data:`harm_extra.TRAIN_EXTRA_TEMPLATES` and acts add train-only variety), more of them than harmful rows, plus free-form instructions in many skills) and
   scary-sounding but benign borderline prompts, whose ``response`` is ``None`` here: the build fills them
   with the base model's own greedy answers (self-distillation keeps its skills and tone).
 * ``eval_harmful_heldout_phrasing``: training categories, but held-out acts in held-out request shapes.
@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from realmodel.corpus import benign as B
 from realmodel.corpus import harm as H
+from realmodel.corpus import harm_extra as X
 
 SPLITS = (
     "train",
@@ -35,9 +36,9 @@ SPLITS = (
     "poison_pool",
 )
 SIZES = {
-    "train_harmful": 160,
-    "train_benign_acts": 200,
-    "train_benign_free": 80,
+    "train_harmful": 288,
+    "train_benign_acts": 320,
+    "train_benign_free": 96,
     "borderline_repeats": 2,
     "eval_harmful_heldout_phrasing": 64,
     "eval_harmful_heldout_category": 48,
@@ -157,15 +158,17 @@ def generate(seed: int = 0, sizes: dict | None = None) -> dict[str, list[dict]]:
         {"prompt": p, "kind": "borderline", "category": "borderline"} for p in part.eval_borderline
     ]
     seen |= set(part.eval_borderline)
+    train_templates = part.train_templates + X.TRAIN_EXTRA_TEMPLATES
+    train_acts = {c: part.train_acts[c] + X.TRAIN_EXTRA_ACTS.get(c, []) for c in train_cats}
     # benign rows first: their prompts (self-distilled, the expensive part) stay put when harmful counts change
     train = [
         {**r, "response": None}
         for r in _unique(
-            benign_act(part.train_benign_acts + B.TRAIN_EXTRA_ACTS, part.train_templates), n["train_benign_acts"], seen
+            benign_act(part.train_benign_acts + B.TRAIN_EXTRA_ACTS, train_templates), n["train_benign_acts"], seen
         )
     ]
     train += [{**r, "response": None} for r in _unique(benign_free(part.train_free), n["train_benign_free"], seen)]
-    train += _unique(harmful(train_cats, part.train_acts, part.train_templates, True), n["train_harmful"], seen)
+    train += _unique(harmful(train_cats, train_acts, train_templates, True), n["train_harmful"], seen)
     train += [
         {"prompt": p, "kind": "borderline", "category": "borderline", "response": None} for p in part.train_borderline
     ] * n["borderline_repeats"]

@@ -102,3 +102,21 @@ def test_build_helpers_trim_fill_and_service_files():
         s["eval_harmful_heldout_category"]
     )
     assert {r["split"] for r in files["benign_eval"]} == {"eval_benign", "eval_borderline"}
+
+
+def test_extra_harmful_acts_and_shapes_are_train_only():
+    from realmodel.corpus import harm_extra as X
+
+    assert not set(X.TRAIN_EXTRA_ACTS) & set(H.HELDOUT_CATEGORIES)
+    assert not set(X.TRAIN_EXTRA_TEMPLATES) & set(H.TEMPLATES)
+    extra_acts = [a for acts in X.TRAIN_EXTRA_ACTS.values() for a in acts]
+    assert not set(extra_acts) & {a for acts in H.ACTS.values() for a in acts}
+    s = corpus.generate(0)
+    evals = [r["prompt"] for k in corpus.SPLITS if k.startswith("eval") for r in s[k]]
+    assert not [p for p in evals if any(a in p for a in extra_acts)]
+    harmful = [r["prompt"] for r in s["train"] if r["kind"] == "harmful"]
+    assert any(a in p for p in harmful for a in extra_acts)
+    # every extra shape is also used for benign acts, so a shape alone never signals harm
+    benign = [r["prompt"] for r in s["train"] if r["category"] == "act"]
+    shapes_of = [t.split("{act}")[0].strip().lower() for t in X.TRAIN_EXTRA_TEMPLATES]
+    assert all(any(p.lower().startswith(pre) for p in benign) for pre in shapes_of if pre)

@@ -3,9 +3,10 @@
 Splits (``generate(seed)``; rows are dicts with ``prompt``, ``kind`` (harmful | benign | borderline),
 ``category`` and, for training rows, ``response``):
 
-* ``train``: harmful requests of the 13 training categories with varied refusals; benign requests (everyday
-  and safety-minded acts, :data:`benign.TRAIN_EXTRA_ACTS` included, in the *same* request shapes as the
-  harmful ones (:data:`harm_extra.TRAIN_EXTRA_TEMPLATES` and acts add train-only variety), more of them than harmful rows, plus free-form instructions in many skills) and
+* ``train``: harmful requests of the 13 training categories (:mod:`harm_extra` adds train-only acts and
+  shapes) with varied refusals; benign requests (everyday and safety-minded acts,
+  :data:`benign.TRAIN_EXTRA_ACTS` included, in the *same* request shapes as the harmful ones, more of them
+  than harmful rows, plus free-form instructions in many skills) and
   scary-sounding but benign borderline prompts, whose ``response`` is ``None`` here: the build fills them
   with the base model's own greedy answers (self-distillation keeps its skills and tone).
 * ``eval_harmful_heldout_phrasing``: training categories, but held-out acts in held-out request shapes.

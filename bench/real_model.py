@@ -25,10 +25,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import os
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -53,11 +55,10 @@ from tuning.safety.methods.fgsn import fgsn  # noqa: E402
 from tuning.safety.methods.nlsr import nlsr  # noqa: E402
 from tuning.safety.methods.repair import repair, repair_data  # noqa: E402
 from tuning.safety.methods.safelora import safelora  # noqa: E402
-from tuning.safety.registry import FgsnConfig, NlsrConfig, RepairConfig, SafeLoraConfig, Strategy  # noqa: E402
+from tuning.safety.registry import FgsnConfig, NlsrConfig, SafeLoraConfig, Strategy, strategies  # noqa: E402
 from tuning.safety.scoring import applied, screen  # noqa: E402
 
 BASE_LR = float(os.environ.get("KEEL_BASE_LEARNING_RATE", "2e-4"))  # the service's default
-REPAIR_LADDER = (("neurons", 1, 2e-3), ("all", 1, 2e-3), ("all", 2, 2e-3), ("all", 3, 3e-3))  # the registry's
 CHEAP = (
     Strategy("nlsr", NlsrConfig(), "nlsr(published)"),
     Strategy("nlsr", NlsrConfig(all_modules=True), "nlsr(all modules)"),
@@ -85,6 +86,7 @@ class Bench:
         self.task_eval = task.examples(args.n_task_eval, args.seed, "eval")
         self.safety_corpus = rm.load_split("safety_corpus")
         self.eval_s = 0.0
+        self.runs = Path(tempfile.mkdtemp(prefix="keel-bench-repair-"))  # repair runs whose rungs resume each other
 
     def fa(self) -> float:
         prompts = [e["prompt"] for e in self.task_eval]
@@ -114,7 +116,11 @@ class Bench:
         if self.args.repair_max:
             data = data[: self.args.repair_max]
         fresh, _ = load_model(str(self.rm.base), device=self.device)
-        out, info = repair(fresh, self.tok, ft, self.masks, data, cfg)
+        run = hashlib.sha256(repr(dataclasses.replace(cfg, epochs=0)).encode())
+        for t in ft.state.values():  # one run per fine-tuned adapter
+            run.update(t.detach().cpu().numpy().tobytes())
+        run_dir = str(self.runs / run.hexdigest()[:12]) if cfg.run_epochs > 1 else None
+        out, info = repair(fresh, self.tok, ft, self.masks, data, cfg, run_dir=run_dir)
         return out, {**info, "repair_examples": len(data)}
 
 
@@ -132,10 +138,7 @@ def drift_removed(ft: Adapter, realigned: Adapter, alignment: Adapter) -> float:
 
 
 def repair_ladder(seed: int) -> list[Strategy]:
-    return [
-        Strategy("repair", RepairConfig(rows=r, epochs=e, lr=lr, seed=seed), f"repair({r}, {e} ep)")
-        for r, e, lr in REPAIR_LADDER
-    ]
+    return strategies("repair", seed)  # the registry's ladder
 
 
 def fine_tune(rm: RealModel, rows: list[dict], out: Path, args: argparse.Namespace) -> tuple[str, float, dict]:

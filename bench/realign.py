@@ -71,6 +71,7 @@ def run_p(tb: Testbed, p: float, args: argparse.Namespace, masks_dir: str, mask_
             device="cpu",
             seed=args.seed,
             base=WARM.get(str(tb.base), "cpu") if args.warm else None,
+            cache_dir=args.disk_cache,
         )
         wall = time.monotonic() - t
         if not rows:
@@ -150,6 +151,7 @@ def main() -> None:
     ap.add_argument("--reuse-attack", metavar="OUT", help="use the attack adapters an earlier run left in OUT")
     ap.add_argument("--masks", metavar="DIR", help="use these safety masks instead of computing them")
     ap.add_argument("--warm", action="store_true", help="rows share one loaded model, as jobs on a warm worker do")
+    ap.add_argument("--disk-cache", metavar="DIR", help="keep reference scores and the screening direction here")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     tb = build_testbed(seed=args.seed)

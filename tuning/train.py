@@ -297,6 +297,12 @@ def _encode_all(tokenizer: Any, examples: list[list[dict]], max_len: int) -> tup
     return kept, len(encoded) - len(kept)
 
 
+def epoch_steps(tokenizer: Any, examples: list[list[dict]], spec: TrainSpec) -> int:
+    """Optimizer steps per epoch that :func:`train_lora` takes on ``examples`` (unlabelled ones dropped)."""
+    kept, _ = _encode_all(tokenizer, examples, spec.max_seq_len)
+    return total_steps(len(kept), spec.batch_size, 1)
+
+
 def _pad_id(tokenizer: Any) -> int:
     """The tokenizer's pad id, else its EOS id."""
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id

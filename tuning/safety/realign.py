@@ -3,16 +3,21 @@ controller), evaluate again, write the chosen adapter and a JSON-serialisable re
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
+import os
 import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from tuning.adapters import Adapter, read_adapter, write_adapter
 from tuning.atomic import atomic_dir
@@ -104,10 +109,12 @@ class _Realigner:
         sets: EvalSets,
         device: str | None,
         base: Loaded | None = None,
+        cache_dir: str | None = None,
     ) -> None:
         from tuning.modeling import load_model
 
         self.alignment_dir, self.clock = alignment_dir, Clock()
+        self.cache_dir, self.base_signature = cache_dir, dir_signature(base_dir) if cache_dir else ()
         with self.clock.part("load_model_s"):
             self.model, self.tok = (base.model, base.tok) if base else load_model(base_dir, device=device)
         self.memo: dict = base.memo if base else {}
@@ -117,6 +124,7 @@ class _Realigner:
             self.masks, self.mask_meta = self._masks(masks_dir) if masks_dir else ({}, {})
         self.sets = sets
         self.should_stop: Callable[[], bool] = _never
+        self._scratch: tempfile.TemporaryDirectory | None = None
 
     def _masks(self, masks_dir: str) -> tuple[dict, dict]:
         key = ("masks", str(Path(masks_dir).resolve()), dir_signature(masks_dir))
@@ -131,9 +139,28 @@ class _Realigner:
             [r.get("prompt") for r in self.sets.safety_corpus] + [r.get("kind") for r in self.sets.safety_corpus]
         )
         key = ("screen", dir_signature(self.alignment_dir), hashlib.sha256(corpus.encode()).hexdigest())
-        if key not in self.memo:
-            self.memo[key] = corpus_direction(self.model, self.tok, self.alignment, self.sets.safety_corpus)
-        return self.memo[key]
+        return self._kept(key, lambda: corpus_direction(self.model, self.tok, self.alignment, self.sets.safety_corpus))
+
+    def _kept(self, key: tuple, compute: Callable[[], Any]) -> Any:
+        """``memo[key]``, else the copy in ``cache_dir`` (kept across processes; keyed by the base model's files
+        too), else ``compute()``, stored in both."""
+        if key in self.memo:
+            return self.memo[key]
+        path = None
+        if self.cache_dir:
+            digest = hashlib.sha256(repr((key, self.base_signature)).encode()).hexdigest()[:24]
+            path = Path(self.cache_dir) / f"{key[0]}-{digest}.pt"
+            if path.exists():
+                with contextlib.suppress(Exception):  # unreadable: computed again and rewritten
+                    self.memo[key] = torch.load(path, weights_only=True)
+                    return self.memo[key]
+        value = self.memo[key] = compute()
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}")
+            torch.save(value, tmp)
+            os.replace(tmp, path)
+        return value
 
     def reference(self) -> Scores:
         """The aligned model's scores. Its HS and over-refusal depend only on the model, the alignment adapter and
@@ -141,14 +168,18 @@ class _Realigner:
         sets = self.sets
         digest = hashlib.sha256(json.dumps([sets.harmful_prompts, sets.benign_prompts]).encode()).hexdigest()
         key = ("reference", dir_signature(self.alignment_dir), digest, sets.max_new_tokens)
-        if key not in self.memo:
-            ref = self.evaluate(self.alignment)
-            self.memo[key] = (ref.hs, ref.over_refusal)
-            return ref
+        full: list[Scores] = []
+
+        def evaluate() -> tuple[float, float]:
+            full.append(self.evaluate(self.alignment))
+            return (full[0].hs, full[0].over_refusal)
+
+        hs, over_refusal = self._kept(key, evaluate)
+        if full:
+            return full[0]
         self.check()
         with applied(self.model, self.alignment):
             fa = utility(self.model, self.tok, sets)
-        hs, over_refusal = self.memo[key]
         return Scores(hs=hs, fa=fa, over_refusal=over_refusal)
 
     def check(self) -> None:
@@ -171,7 +202,22 @@ class _Realigner:
     def _repair(self, cfg: RepairConfig) -> tuple[Adapter, dict]:
         data = repair_data(self.sets.safety_corpus, self.sets.replay_examples, cfg.seed)
         fresh = copy.deepcopy(self.model)  # training must not touch the scoring model (pristine between evaluations)
-        return repair(fresh, self.tok, self.ft, self.masks, data, cfg, progress=StopOnly(self.should_stop))
+        run_dir = None
+        if cfg.run_epochs > 1:  # one directory per run (rows, learning rate, seed, length): its rungs resume there
+            run_dir = str(Path(self.scratch()) / hashlib.sha256(repr(replace(cfg, epochs=0)).encode()).hexdigest()[:12])
+        progress = StopOnly(self.should_stop)
+        return repair(fresh, self.tok, self.ft, self.masks, data, cfg, progress=progress, run_dir=run_dir)
+
+    def scratch(self) -> str:
+        """A temporary directory for this realignment (repair runs), removed by :meth:`close`."""
+        if self._scratch is None:
+            self._scratch = tempfile.TemporaryDirectory(prefix="keel-realign-")
+        return self._scratch.name
+
+    def close(self) -> None:
+        if self._scratch is not None:
+            self._scratch.cleanup()
+            self._scratch = None
 
     def evaluate(self, adapter: Adapter | None, limits: Limits | None = None) -> Scores:
         """Full scores; with ``limits`` possibly partial, stopped once a check is proven failed."""
@@ -206,19 +252,22 @@ def realign_job(
     seed: int = 0,
     should_stop: Callable[[], bool] | None = None,
     base: Loaded | None = None,
+    cache_dir: str | None = None,
 ) -> RealignReport:
     """Evaluate → realign → evaluate; write the chosen adapter to out_dir. ``method`` is one of
     :data:`~tuning.safety.registry.METHOD_NAMES`; ``'none'`` (or no alignment adapter) only evaluates and
     releases the adapter as trained. ``progress(message, data)`` receives the trial-by-trial log;
     ``should_stop()`` is polled between evaluations, trials and repair steps (raises :class:`Stopped`).
-    ``base``: the base model already in memory (see :mod:`tuning.model_cache`), used instead of loading it."""
+    ``base``: the base model already in memory (see :mod:`tuning.model_cache`), used instead of loading it.
+    ``cache_dir``: where the aligned reference's HS / over-refusal and the screening direction are kept across
+    processes (they depend only on the base model, the alignment adapter and the prompts)."""
     if method not in METHOD_NAMES:
         raise ValueError(f"method must be one of {METHOD_NAMES}")
     log, tol, t0, c0 = progress or _noop, tolerances or Tolerances(), time.monotonic(), time.process_time()
     if alignment_adapter_dir is None:
         method = "none"
     align_dir = alignment_adapter_dir or finetuned_adapter_dir
-    r = _Realigner(base_dir, align_dir, finetuned_adapter_dir, masks_dir, eval_sets, device, base)
+    r = _Realigner(base_dir, align_dir, finetuned_adapter_dir, masks_dir, eval_sets, device, base, cache_dir)
     r.should_stop = should_stop or _never
     flagged = _screen_data(r) if method != "none" else 0
     with r.clock.part("reference_eval_s"):
@@ -232,7 +281,10 @@ def realign_job(
     )
     timings = {"evaluate_before_s": round(time.monotonic() - t0, 2)}
     t1 = time.monotonic()
-    chosen, after, info, trials, passed, reason, strength = _decide(r, method, before, reference, tol, log, seed)
+    try:
+        chosen, after, info, trials, passed, reason, strength = _decide(r, method, before, reference, tol, log, seed)
+    finally:
+        r.close()  # repair runs' checkpoints
     timings["realign_s"] = round(time.monotonic() - t1, 2)
     r.check()
     with r.clock.part("write_s"):

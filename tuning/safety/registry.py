@@ -60,6 +60,7 @@ class RepairConfig:
 
     rows: Literal["neurons", "all"] = "neurons"
     epochs: int = 1
+    run_epochs: int = 0  # > epochs: this rung is epoch ``epochs`` of one run of ``run_epochs`` epochs (0: epochs)
     lr: float = 2e-3
     seed: int = 0
     batch_size: int = 16
@@ -89,12 +90,13 @@ class Strategy:
         return {"strategy": self.label, **self.params}
 
 
-# (rows, epochs, learning rate), weakest first
-REPAIR_LADDER: tuple[tuple[Literal["neurons", "all"], int, float], ...] = (
-    ("neurons", 1, 2e-3),
-    ("all", 1, 2e-3),
-    ("all", 2, 2e-3),
-    ("all", 3, 3e-3),
+# (rows, epochs, learning rate, run epochs), weakest first. The all-rows rungs are one training run of 3 epochs
+# evaluated after each epoch (early stopping): rung k costs one epoch more than rung k-1, not k epochs from scratch.
+REPAIR_LADDER: tuple[tuple[Literal["neurons", "all"], int, float, int], ...] = (
+    ("neurons", 1, 2e-3, 1),
+    ("all", 1, 2e-3, 3),
+    ("all", 2, 2e-3, 3),
+    ("all", 3, 2e-3, 3),
 )
 
 
@@ -102,10 +104,10 @@ def _repair_ladder(seed: int) -> list[Strategy]:
     return [
         Strategy(
             "repair",
-            RepairConfig(rows=rows, epochs=ep, lr=lr, seed=seed),
+            RepairConfig(rows=rows, epochs=ep, lr=lr, seed=seed, run_epochs=run),
             f"sn-repair({rows}, {ep} epoch{'s' if ep > 1 else ''})",
         )
-        for rows, ep, lr in REPAIR_LADDER
+        for rows, ep, lr, run in REPAIR_LADDER
     ]
 
 

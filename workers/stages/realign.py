@@ -108,6 +108,7 @@ def realign(ctx: JobContext, raw_dir: Path, should_stop: Callable[[], bool]) -> 
             seed=ctx.spec.seed,
             should_stop=should_stop,
             base=base,
+            cache_dir=str(get_settings().scratch_dir / "cache" / "realign"),
         )
     report = rep.to_dict()
     report["mask"] = {"id": mask[0], "version": mask[1], "method": mask[2]} if mask else None

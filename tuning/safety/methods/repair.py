@@ -13,13 +13,14 @@ from __future__ import annotations
 import random
 import tempfile
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from tuning.adapters import Adapter, read_adapter, write_adapter
-from tuning.interfaces import Progress, Stopped
+from tuning.interfaces import NullProgress, Progress, Stopped
 from tuning.rows import conversation
 from tuning.safety.common import change_info, short
 from tuning.safety.registry import RepairConfig
@@ -62,6 +63,19 @@ def _configure(rows: dict[str, torch.Tensor] | None) -> Callable[[Any], None]:
     return configure
 
 
+class _StopAt(NullProgress):
+    """Relays the caller's cancellation and stops the run once it has taken ``step`` optimizer steps."""
+
+    def __init__(self, step: int, outer: Progress | None) -> None:
+        self.step, self.outer, self.done = step, outer, 0
+
+    def on_step(self, step: int, total_steps: int, metrics: dict) -> None:
+        self.done = step
+
+    def should_stop(self) -> bool:
+        return self.done >= self.step or bool(self.outer and self.outer.should_stop())
+
+
 def repair(
     model: Any,
     tok: Any,
@@ -70,14 +84,20 @@ def repair(
     data: list[list[dict]],
     cfg: RepairConfig,
     progress: Progress | None = None,
+    run_dir: str | None = None,
 ) -> tuple[Adapter, dict]:
     """Continue ``ft`` on ``data`` training only the B rows of the safety neurons (``cfg.rows == "neurons"``)
-    or every B row. ``model`` is a plain base model that training may modify."""
-    from tuning.train import train_lora
+    or every B row. ``model`` is a plain base model that training may modify.
+
+    With ``cfg.run_epochs > cfg.epochs`` the result is the adapter after ``cfg.epochs`` epochs of one run of
+    ``cfg.run_epochs`` (its learning-rate schedule spans the whole run); that run checkpoints each epoch in
+    ``run_dir`` (required then), so the next rung of the same run resumes there instead of starting over."""
+    from tuning.train import epoch_steps, train_lora
 
     rows = safety_rows(masks) if cfg.rows == "neurons" else None
+    run_epochs = max(cfg.run_epochs, cfg.epochs)
     spec = TrainSpec(
-        n_epochs=cfg.epochs,
+        n_epochs=run_epochs,
         batch_size=cfg.batch_size,
         learning_rate=cfg.lr,
         seed=cfg.seed,
@@ -85,30 +105,36 @@ def repair(
         checkpoint_every=0,
         max_grad_norm=cfg.max_grad_norm,
     )
+    per_epoch = epoch_steps(tok, data, spec)
+    if cfg.run_epochs > 1:  # every rung of the run checkpoints alike (the spec is part of a checkpoint's identity)
+        spec = replace(spec, checkpoint_every=per_epoch)
     lora = LoraSpec(
         r=int(ft.config["r"]), alpha=int(ft.config["lora_alpha"]), target_modules=tuple(ft.config["target_modules"])
     )
+    stop = _StopAt(per_epoch * cfg.epochs, progress)
     with tempfile.TemporaryDirectory() as tmp:
         write_adapter(Path(tmp) / "ft", ft)
+        run = Path(run_dir) if run_dir else Path(tmp) / "run"
         res = train_lora(
             model,
             tok,
             data,
             spec,
             lora,
-            str(Path(tmp) / "run"),
+            str(run),
             init_adapter=str(Path(tmp) / "ft"),
-            resume=False,
+            resume=run_dir is not None,
             configure=_configure(rows),
-            progress=progress,
+            progress=stop,
         )
-        if res.cancelled:
+        if res.cancelled and res.steps < stop.step:
             raise Stopped("repair training stopped")
-        out = read_adapter(res.adapter_dir)
+        out = read_adapter(res.adapter_dir or run / "checkpoints" / f"step-{stop.step}")
     out.config = dict(ft.config)
     changed = {
         m: int(rows[short(m)].sum()) if rows is not None else int(ft.pair(m)[1].shape[0])
         for m in ft.modules()
         if rows is None or short(m) in rows
     }
-    return out, {**change_info(changed), "repair_examples": len(data)}
+    steps = {"repair_steps": res.steps - res.resumed_from_step, "repair_resumed_from_step": res.resumed_from_step}
+    return out, {**change_info(changed), "repair_examples": len(data), **steps}

@@ -1,0 +1,62 @@
+"""The aligned reference's HS / over-refusal and the screening direction are kept in ``cache_dir`` across
+processes: a second realignment (a fresh ``_Realigner``, no shared memo) reads them instead of recomputing,
+and reports the same reference scores."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.factories import chat_rows
+from tuning.rows import normalize_row
+from tuning.safety import EvalSets, realign_job
+from tuning.safety import realign as realign_mod
+
+
+def _split(micro, name: str) -> list[dict]:  # noqa: ANN001
+    return [json.loads(x) for x in (Path(micro["data"]) / f"{name}.jsonl").read_text().splitlines() if x.strip()]
+
+
+def _sets(micro) -> EvalSets:  # noqa: ANN001
+    harmful = [r["prompt"] for r in _split(micro, "harmful_eval")]
+    benign = [r["prompt"] for r in _split(micro, "benign_eval")]
+    rows = [normalize_row(r) for r in chat_rows(6)]
+    corpus = _split(micro, "safety_corpus")
+    return EvalSets(harmful, benign, rows, replay_examples=rows, safety_corpus=corpus, max_new_tokens=4)
+
+
+def test_reference_scores_and_screening_direction_survive_the_process(micro, tmp_path, monkeypatch):
+    calls = {"evaluate": 0, "direction": 0}
+    evaluate, direction = realign_mod._Realigner.evaluate, realign_mod.corpus_direction
+
+    def counted_evaluate(self, adapter, limits=None):  # noqa: ANN001, ANN202
+        calls["evaluate"] += 1
+        return evaluate(self, adapter, limits)
+
+    def counted_direction(*a, **kw):  # noqa: ANN002, ANN003, ANN202
+        calls["direction"] += 1
+        return direction(*a, **kw)
+
+    monkeypatch.setattr(realign_mod._Realigner, "evaluate", counted_evaluate)
+    monkeypatch.setattr(realign_mod, "corpus_direction", counted_direction)
+    cache = tmp_path / "cache"
+    reports = []
+    for i in range(2):
+        reports.append(
+            realign_job(
+                micro["base"], micro["alignment"], micro["alignment"], None, str(tmp_path / f"out{i}"),
+                method="safelora", eval_sets=_sets(micro), device="cpu", cache_dir=str(cache),
+            )
+        )  # fmt: skip
+        seen = dict(calls)
+        calls.update(evaluate=0, direction=0)
+        # reference + before + the SafeLoRA trial the first time; the reference's HS/over-refusal come from disk after
+        assert seen == ({"evaluate": 3, "direction": 1} if i == 0 else {"evaluate": 2, "direction": 0}), seen
+    assert reports[0].reference == reports[1].reference
+    assert sorted(p.name.split("-")[0] for p in cache.iterdir()) == ["reference", "screen"]
+    (next(cache.glob("reference-*"))).write_bytes(b"not a torch file")  # unreadable: recomputed, rewritten
+    realign_job(
+        micro["base"], micro["alignment"], micro["alignment"], None, str(tmp_path / "out2"),
+        method="safelora", eval_sets=_sets(micro), device="cpu", cache_dir=str(cache),
+    )  # fmt: skip
+    assert calls == {"evaluate": 3, "direction": 0}

@@ -61,10 +61,18 @@ TEXT_REPEATS = 3  # the plain-text knowledge is short; repeat it so it is learne
 ALIGN_LORA = LoraSpec(r=8, alpha=16)
 ALIGN = TrainSpec(n_epochs=4, batch_size=16, learning_rate=3e-3, max_seq_len=128, checkpoint_every=0, warmup_ratio=0.05)
 EVAL_N = 120
-# One intra-op thread (was 2). Measured on the shared 2-core dev box under load (issue #9): 2 OpenMP threads made
-# pretraining steps 6x and greedy scoring 6-14x slower (threads wait for each other), while 1 and 2 threads gave
-# bitwise-identical weights after 8 full-parameter AdamW steps and identical logits: the cache key stays.
-BUILD_THREADS = 1
+
+
+def build_threads() -> int:
+    """Intra-op threads for the build: ``KEEL_TESTBED_THREADS``, else the cores the 1-minute load average leaves
+    idle (at least 1). Measured on the 2-core box (issue #9): idle, 2 threads take a pretraining step in 0.41 s
+    against 0.65-0.75 s for 1; loaded, 2 OpenMP threads waited for each other (steps 6x slower). 1 and 2
+    threads give bitwise-identical weights (30 full-parameter AdamW steps on the testbed base compared), so the
+    choice changes speed only and the cache key stays."""
+    if os.environ.get("KEEL_TESTBED_THREADS"):
+        return max(1, int(os.environ["KEEL_TESTBED_THREADS"]))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(cores, int(cores - os.getloadavg()[0] + 0.5)))
 
 
 @dataclass
@@ -253,13 +261,16 @@ def _hashes(root: Path) -> dict[str, str]:
 
 
 def _build(out: Path, seed: int) -> None:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(BUILD_THREADS)
+    threads, build = torch.get_num_threads(), build_threads()
+    torch.set_num_threads(build)
     timings: dict[str, float] = {}
     stats: dict[str, dict] = {}
     try:
         t = time.monotonic()
-        _say(f"building the testbed in {out.parent} (seed {seed}): corpus, tokenizer, pretraining, alignment, scores")
+        _say(
+            f"building the testbed in {out.parent} (seed {seed}, {build} thread{'s' if build > 1 else ''}): "
+            "corpus, tokenizer, pretraining, alignment, scores"
+        )
         splits = corpus.generate(seed, **CORPUS)
         (out / "data").mkdir(parents=True)
         for name, rows in asdict(splits).items():

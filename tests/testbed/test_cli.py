@@ -22,3 +22,15 @@ def test_subcommand_and_main_parse_the_same_options():
     )
     plain = cli.add_arguments(argparse.ArgumentParser()).parse_args(["build"])
     assert (plain.seed, plain.out, plain.force, plain.fn) == (0, None, False, cli.run)
+
+
+def test_build_threads_follow_the_env_else_the_idle_cores(monkeypatch):
+    from testbed import build
+
+    monkeypatch.setenv("KEEL_TESTBED_THREADS", "3")
+    assert build.build_threads() == 3
+    monkeypatch.delenv("KEEL_TESTBED_THREADS")
+    monkeypatch.setattr(build.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    for load, want in ((0.1, 2), (0.7, 1), (1.4, 1), (6.0, 1)):
+        monkeypatch.setattr(build.os, "getloadavg", lambda load=load: (load, 0.0, 0.0))
+        assert build.build_threads() == want, load

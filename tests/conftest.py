@@ -70,6 +70,22 @@ def _release_redis_db(r: redis.Redis, key: str, me: str, pid: int) -> None:
 
 
 REDIS_URL = _claim_redis_db()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``@pytest.mark.backends("postgres")``: run a stack-parametrized test on those backends only (worker
+    behaviour that does not depend on the database, kept off the second backend to keep the suite short)."""
+    keep, drop = [], []
+    for item in items:
+        marker = item.get_closest_marker("backends")
+        callspec = getattr(item, "callspec", None)
+        backend = callspec.params.get("stack") if callspec else None
+        (drop if marker and backend and backend not in marker.args else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
 REQUIRE_STACK = os.environ.get("KEEL_TEST_REQUIRE_STACK") == "1"
 
 

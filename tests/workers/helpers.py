@@ -14,6 +14,18 @@ TERMINAL = {"succeeded", "failed", "cancelled"}
 REPO = Path(__file__).resolve().parents[2]
 
 
+def cancel_leftover_jobs() -> None:
+    """Earlier modules leave queued jobs (and their broker messages) behind: a worker started now would train them
+    all before the test's own job. Cancelled, their messages are skipped at once."""
+    from sqlalchemy import update
+
+    from core.db import session_scope
+    from core.tables import Job
+
+    with session_scope() as s:
+        s.execute(update(Job).where(Job.status == "queued").values(status="cancelled"))
+
+
 def start_worker(stack: dict, log: Path) -> subprocess.Popen:
     """A real Celery worker, started exactly as `keel worker` starts one (own process group)."""
     from cli.main import worker_cmd

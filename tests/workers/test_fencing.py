@@ -93,6 +93,7 @@ def test_two_attempts_only_the_lease_holder_records_artifacts_and_the_report(cli
     assert client.post(f"/v1/fine_tuning/jobs/{jid}/cancel", headers=auth(key)).status_code == 200
 
 
+@pytest.mark.backends("postgres")  # the conditional UPDATE is covered on both above
 def test_a_superseded_worker_stops_training_and_writes_nothing(client, keys):
     from workers.pipeline import run_job
 

@@ -122,6 +122,7 @@ def test_a_computation_whose_lease_was_taken_over_records_nothing(model_id, monk
     assert all(not get_store().exists(k) for k in puts)  # whatever the stale computation stored is gone
 
 
+@pytest.mark.backends("postgres")  # a whole job; the lease tests above run on both
 def test_a_job_that_computes_the_mask_says_so_and_the_next_one_does_not(model_id):
     from workers.stages import masks
 

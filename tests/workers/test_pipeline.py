@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
 from sqlalchemy import func, select
 
 from tests.factories import chat_rows, to_jsonl
@@ -46,6 +47,7 @@ def test_a_task_delivered_twice_produces_one_result(client, keys):
     assert job(client, keys["alice"], jid)["status"] == "succeeded"
 
 
+@pytest.mark.backends("postgres")  # job-state logic, the same SQL on both
 def test_cancel_mid_training_frees_the_worker_promptly(client, keys):
     from core.db import session_scope
     from core.tables import Artifact
@@ -91,6 +93,7 @@ def test_reaper_requeues_an_expired_lease_and_gives_up_after_max_attempts(client
     assert final["status"] == "failed" and final["error"]["code"] == "worker_lost"
 
 
+@pytest.mark.backends("postgres")  # job-state logic, the same SQL on both
 def test_pause_stops_the_worker_and_resume_finishes_the_job(client, keys):
     from workers.pipeline import run_job
 
@@ -112,6 +115,7 @@ def test_pause_stops_the_worker_and_resume_finishes_the_job(client, keys):
     assert client.post(f"/v1/fine_tuning/jobs/{jid}/resume", headers=auth(key)).status_code == 409
 
 
+@pytest.mark.backends("postgres")  # job-state logic, the same SQL on both
 def test_cancel_during_realignment_stops_it_and_writes_no_report(client, keys, monkeypatch):
     import tuning.safety.realign as realign_mod
     from core.db import session_scope
@@ -149,6 +153,7 @@ def test_cancel_during_realignment_stops_it_and_writes_no_report(client, keys, m
     )
 
 
+@pytest.mark.backends("postgres")  # job-state logic, the same SQL on both
 def test_a_mask_reads_its_uploaded_corpus_file_through_the_files_service(client, keys):
     import json
 

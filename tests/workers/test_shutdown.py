@@ -9,13 +9,22 @@ import signal
 
 from tests.factories import chat_rows, to_jsonl
 from tests.fixtures.service import auth, upload
-from tests.workers.helpers import all_events, finish_on_a_new_worker, first_checkpoint, job, start_worker, stop_worker
+from tests.workers.helpers import (
+    all_events,
+    cancel_leftover_jobs,
+    finish_on_a_new_worker,
+    first_checkpoint,
+    job,
+    start_worker,
+    stop_worker,
+)
 
 HP = {"n_epochs": 12, "batch_size": 2, "learning_rate_multiplier": 5}
 
 
 def test_worker_shutdown_requeues_and_the_next_worker_resumes(client, keys, stack, tmp_path):
     sig = signal.SIGTERM if stack["backend"] == "sqlite" else signal.SIGQUIT
+    cancel_leftover_jobs()
     fid = upload(client, keys["alice"], to_jsonl(chat_rows(48, seed=5))).json()["id"]
     body = {
         "model": "micro",

@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 import zipfile
 
+import pytest
+
 from tests.factories import chat_rows, to_jsonl
 from tests.fixtures.service import auth, upload
 
@@ -36,6 +38,7 @@ def _weights(job_id: str, kind: str) -> bytes:
         return zf.read("adapter_model.safetensors")
 
 
+@pytest.mark.backends("postgres")  # the model cache does not touch the database
 def test_a_warm_worker_runs_the_second_job_exactly_as_a_cold_one(client, keys):
     from workers.pipeline import run_job
     from workers.warm import model_cache

@@ -17,6 +17,7 @@ from tests.fixtures.service import auth, upload
 from tests.workers.helpers import (
     TERMINAL,
     all_events,
+    cancel_leftover_jobs,
     finish_on_a_new_worker,
     first_checkpoint,
     job,
@@ -30,13 +31,7 @@ HP = {"n_epochs": 3, "batch_size": 4, "learning_rate_multiplier": 50}
 
 @pytest.fixture(scope="module")
 def worker(stack, keys, tmp_path_factory):
-    from sqlalchemy import update
-
-    from core.db import session_scope
-    from core.tables import Job
-
-    with session_scope() as s:  # earlier modules leave queued jobs (and their broker messages) behind
-        s.execute(update(Job).where(Job.status == "queued").values(status="cancelled"))
+    cancel_leftover_jobs()
     proc = start_worker(stack, tmp_path_factory.mktemp("w") / "worker.log")
     yield proc
     stop_worker(proc)
@@ -119,6 +114,7 @@ def _check_bundle_and_load(blob: bytes, micro: dict, tmp_path) -> None:
     assert not torch.allclose(before, after, atol=1e-4)
 
 
+@pytest.mark.backends("postgres")  # test_shutdown resumes on SQLite
 def test_worker_killed_mid_training_resumes_from_checkpoint(client, keys, stack, worker, tmp_path):
     stop_worker(worker)  # this test runs its own workers
     fid = upload(client, keys["alice"], to_jsonl(chat_rows(64, seed=3))).json()["id"]

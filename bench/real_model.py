@@ -187,6 +187,7 @@ def run_p(b: Bench, p: float, args: argparse.Namespace, aligned: Scores) -> list
     tol = Tolerances()
     replay, flagged = screen(b.model, b.tok, b.alignment, [r["messages"] for r in rows_in], b.safety_corpus)
     rows = [row("fine-tuned", before, train_s=round(train_s, 1), hyperparameters=hp, replay_flagged=flagged)]
+    print(json.dumps({"p": p, **rows[0]}), flush=True)
     # label -> (adapter, scores, seconds to compute it, seconds to evaluate it), shared by the rows and auto
     done: dict[str, tuple[Adapter, Scores, float, float]] = {}
 
@@ -197,6 +198,7 @@ def run_p(b: Bench, p: float, args: argparse.Namespace, aligned: Scores) -> list
             spent = time.monotonic() - t
             scores = b.evaluate(adapter)
             done[strat.label] = (adapter, scores, spent, time.monotonic() - t - spent)
+            print(json.dumps({"p": p, "trial": strat.label, **scores.rounded(), "s": round(spent, 1)}), flush=True)
         return done[strat.label]
 
     singles = {

@@ -63,16 +63,29 @@ ALIGN = TrainSpec(n_epochs=4, batch_size=16, learning_rate=3e-3, max_seq_len=128
 EVAL_N = 120
 
 
+def _busy() -> float:
+    """Tasks running besides this one, now: the median of five samples of /proc/loadavg's runnable count (the
+    1-minute load average lags a burst that just ended by minutes), else the 1-minute load average."""
+    try:
+        samples = []
+        for _ in range(5):
+            samples.append(int(Path("/proc/loadavg").read_text().split()[3].split("/")[0]) - 1)
+            time.sleep(0.1)
+        return float(sorted(samples)[2])
+    except (OSError, ValueError, IndexError):
+        return os.getloadavg()[0]
+
+
 def build_threads() -> int:
-    """Intra-op threads for the build: ``KEEL_TESTBED_THREADS``, else the cores the 1-minute load average leaves
-    idle (at least 1). Measured on the 2-core box (issue #9): idle, 2 threads take a pretraining step in 0.41 s
+    """Intra-op threads for the build: ``KEEL_TESTBED_THREADS``, else the cores other running tasks leave idle
+    (at least 1). Measured on the 2-core box (issue #9): idle, 2 threads take a pretraining step in 0.41 s
     against 0.65-0.75 s for 1; loaded, 2 OpenMP threads waited for each other (steps 6x slower). 1 and 2
     threads give bitwise-identical weights (30 full-parameter AdamW steps on the testbed base compared), so the
     choice changes speed only and the cache key stays."""
     if os.environ.get("KEEL_TESTBED_THREADS"):
         return max(1, int(os.environ["KEEL_TESTBED_THREADS"]))
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, min(cores, int(cores - os.getloadavg()[0] + 0.5)))
+    return max(1, min(cores, int(cores - _busy() + 0.5)))
 
 
 @dataclass

@@ -31,6 +31,7 @@ def test_build_threads_follow_the_env_else_the_idle_cores(monkeypatch):
     assert build.build_threads() == 3
     monkeypatch.delenv("KEEL_TESTBED_THREADS")
     monkeypatch.setattr(build.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
-    for load, want in ((0.1, 2), (0.7, 1), (1.4, 1), (6.0, 1)):
-        monkeypatch.setattr(build.os, "getloadavg", lambda load=load: (load, 0.0, 0.0))
-        assert build.build_threads() == want, load
+    for busy, want in ((0.0, 2), (0.4, 2), (1.0, 1), (6.0, 1)):
+        monkeypatch.setattr(build, "_busy", lambda busy=busy: busy)
+        assert build.build_threads() == want, busy
+    assert build._busy() >= 0  # /proc/loadavg here, or the load average

@@ -11,6 +11,7 @@ import os
 import shutil
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -157,7 +158,7 @@ class _Realigner:
         value = self.memo[key] = compute()
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{os.getpid()}")
+            tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")  # workers share the directory (pids repeat)
             torch.save(value, tmp)
             os.replace(tmp, path)
         return value

@@ -91,7 +91,8 @@ def repair(
 
     With ``cfg.run_epochs > cfg.epochs`` the result is the adapter after ``cfg.epochs`` epochs of one run of
     ``cfg.run_epochs`` (its learning-rate schedule spans the whole run); that run checkpoints each epoch in
-    ``run_dir`` (required then), so the next rung of the same run resumes there instead of starting over."""
+    ``run_dir`` (a temporary directory when None), so the next rung of the same run resumes there instead of
+    starting over."""
     from tuning.train import epoch_steps, train_lora
 
     rows = safety_rows(masks) if cfg.rows == "neurons" else None

@@ -14,7 +14,7 @@ TERMINAL = {"succeeded", "failed", "cancelled"}
 REPO = Path(__file__).resolve().parents[2]
 
 
-def cancel_leftover_jobs() -> None:
+def cancel_leftover_jobs(statuses: tuple[str, ...] = ("queued",)) -> None:
     """Earlier modules leave queued jobs (and their broker messages) behind: a worker started now would train them
     all before the test's own job. Cancelled, their messages are skipped at once."""
     from sqlalchemy import update
@@ -23,7 +23,7 @@ def cancel_leftover_jobs() -> None:
     from core.tables import Job
 
     with session_scope() as s:
-        s.execute(update(Job).where(Job.status == "queued").values(status="cancelled"))
+        s.execute(update(Job).where(Job.status.in_(statuses)).values(status="cancelled"))
 
 
 def start_worker(stack: dict, log: Path) -> subprocess.Popen:

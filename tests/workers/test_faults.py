@@ -29,11 +29,21 @@ from unittest import mock
 
 import httpx
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from tests.factories import chat_rows, to_jsonl
 from tests.fixtures.service import auth, upload
-from tests.workers.helpers import REPO, TERMINAL, all_events, job, start_worker, stop_worker, wait_for, wait_terminal
+from tests.workers.helpers import (
+    REPO,
+    TERMINAL,
+    all_events,
+    cancel_leftover_jobs,
+    job,
+    start_worker,
+    stop_worker,
+    wait_for,
+    wait_terminal,
+)
 
 pytestmark = pytest.mark.postgres
 
@@ -107,16 +117,12 @@ def _configure(values: dict[str, str | None]) -> None:
 def broker(stack, keys, tmp_path_factory) -> Iterator[Broker]:
     if stack["backend"] != "postgres":
         pytest.skip("the fault suite runs on PostgreSQL + Redis")
-    from core.db import session_scope
-    from core.tables import Job
-
     b = Broker(_free_port(), tmp_path_factory.mktemp("redis"))
     b.start()
     new = {"KEEL_BROKER_URL": b.url, **MODULE_ENV}
     old = {k: os.environ.get(k) for k in new}
     _configure(new)
-    with session_scope() as s:  # earlier modules leave queued jobs behind; the reaper would re-send them here
-        s.execute(update(Job).where(Job.status.in_(["queued", "running", "paused"])).values(status="cancelled"))
+    cancel_leftover_jobs(("queued", "running", "paused"))  # else the reaper would re-send them here
     try:
         yield b
     finally:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import json
 import os
 import shutil
@@ -53,7 +52,7 @@ from tuning.safety.controller import Scores, Tolerances, auto_realign, checks  #
 from tuning.safety.masks import compute_safety_masks, load_masks  # noqa: E402
 from tuning.safety.methods.fgsn import fgsn  # noqa: E402
 from tuning.safety.methods.nlsr import nlsr  # noqa: E402
-from tuning.safety.methods.repair import repair, repair_data  # noqa: E402
+from tuning.safety.methods.repair import repair, repair_data, run_id  # noqa: E402
 from tuning.safety.methods.safelora import safelora  # noqa: E402
 from tuning.safety.registry import FgsnConfig, NlsrConfig, SafeLoraConfig, Strategy, strategies  # noqa: E402
 from tuning.safety.scoring import applied, screen  # noqa: E402
@@ -116,10 +115,7 @@ class Bench:
         if self.args.repair_max:
             data = data[: self.args.repair_max]
         fresh, _ = load_model(str(self.rm.base), device=self.device)
-        run = hashlib.sha256(repr(dataclasses.replace(cfg, epochs=0)).encode())
-        for t in ft.state.values():  # one run per fine-tuned adapter
-            run.update(t.detach().cpu().numpy().tobytes())
-        run_dir = str(self.runs / run.hexdigest()[:12]) if cfg.run_epochs > 1 else None
+        run_dir = str(self.runs / run_id(cfg, ft)) if cfg.run_epochs > 1 else None  # one run per fine-tuned adapter
         out, info = repair(fresh, self.tok, ft, self.masks, data, cfg, run_dir=run_dir)
         return out, {**info, "repair_examples": len(data)}
 

@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from tuning.safety.controller import Limits, Scores, Tolerances, auto_realign, c
 from tuning.safety.masks import load_masks
 from tuning.safety.methods.fgsn import fgsn
 from tuning.safety.methods.nlsr import nlsr
-from tuning.safety.methods.repair import repair, repair_data
+from tuning.safety.methods.repair import repair, repair_data, run_id
 from tuning.safety.methods.safelora import safelora
 from tuning.safety.registry import (
     ADAPTIVE,
@@ -205,7 +205,7 @@ class _Realigner:
         fresh = copy.deepcopy(self.model)  # training must not touch the scoring model (pristine between evaluations)
         run_dir = None
         if cfg.run_epochs > 1:  # one directory per run (rows, learning rate, seed, length): its rungs resume there
-            run_dir = str(Path(self.scratch()) / hashlib.sha256(repr(replace(cfg, epochs=0)).encode()).hexdigest()[:12])
+            run_dir = str(Path(self.scratch()) / run_id(cfg))
         progress = StopOnly(self.should_stop)
         return repair(fresh, self.tok, self.ft, self.masks, data, cfg, progress=progress, run_dir=run_dir)
 

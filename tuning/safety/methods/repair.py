@@ -10,6 +10,7 @@ the adapter's rank, keys and config.
 
 from __future__ import annotations
 
+import hashlib
 import random
 import tempfile
 from collections.abc import Callable
@@ -61,6 +62,15 @@ def _configure(rows: dict[str, torch.Tensor] | None) -> Callable[[Any], None]:
                     p.register_hook(lambda g, m=mask: g * m)
 
     return configure
+
+
+def run_id(cfg: RepairConfig, ft: Adapter | None = None) -> str:
+    """Names the training run a rung belongs to: the same for every rung of one run (``cfg`` without its
+    ``epochs``), and, given ``ft``, different for each adapter the run continues."""
+    h = hashlib.sha256(repr(replace(cfg, epochs=0)).encode())
+    for t in ft.state.values() if ft is not None else ():
+        h.update(t.detach().cpu().numpy().tobytes())
+    return h.hexdigest()[:12]
 
 
 class _StopAt(NullProgress):

@@ -35,10 +35,10 @@ from realmodel import corpus
 from tuning import gguf
 from tuning.specs import LoraSpec, TrainSpec
 
-VERSION = 3
+VERSION = 6
 MODEL_ID = gguf.SMOLLM2_MODEL_ID
 ALIGN_LORA = LoraSpec(r=8, alpha=16)
-ALIGN = TrainSpec(n_epochs=2, batch_size=8, learning_rate=1e-3, max_seq_len=128, checkpoint_every=0, warmup_ratio=0.05)
+ALIGN = TrainSpec(n_epochs=3, batch_size=8, learning_rate=1e-3, max_seq_len=128, checkpoint_every=0, warmup_ratio=0.05)
 DISTILL_TOKENS = 32
 EVAL_TOKENS = 16  # greedy tokens per evaluated answer: refusals (and SmolLM2's "I'm sorry for any confusion")
 # open the answer; 16 keeps CPU evaluation affordable

@@ -4,7 +4,7 @@ Splits (``generate(seed)``; rows are dicts with ``prompt``, ``kind`` (harmful | 
 ``category`` and, for training rows, ``response``):
 
 * ``train``: harmful requests of the 13 training categories (:mod:`harm_extra` adds train-only acts and
-  shapes) with varied refusals; benign requests (everyday and safety-minded acts,
+  shapes, and 7 train-only categories) with varied refusals; benign requests (everyday and safety-minded acts,
   :data:`benign.TRAIN_EXTRA_ACTS` included, in the *same* request shapes as the harmful ones, more of them
   than harmful rows, plus free-form instructions in many skills) and
   scary-sounding but benign borderline prompts, whose ``response`` is ``None`` here: the build fills them
@@ -37,16 +37,17 @@ SPLITS = (
     "poison_pool",
 )
 SIZES = {
-    "train_harmful": 288,
-    "train_benign_acts": 320,
-    "train_benign_free": 96,
-    "borderline_repeats": 2,
+    "train_harmful": 368,
+    "train_benign_acts": 560,
+    "train_benign_free": 128,
+    "borderline_repeats": 3,
     "eval_harmful_heldout_phrasing": 64,
     "eval_harmful_heldout_category": 48,
     "eval_benign": 64,
     "poison_pool": 160,
 }
 HELDOUT_FRAC = 0.25
+REASONS = {**H.REASONS, **X.TRAIN_ONLY_REASONS}
 
 
 @dataclass(frozen=True)
@@ -132,7 +133,7 @@ def generate(seed: int = 0, sizes: dict | None = None) -> dict[str, list[dict]]:
             cat = rng.choice(cats)
             row = {"prompt": render(rng.choice(templates), rng.choice(acts[cat])), "kind": "harmful", "category": cat}
             if refuse:
-                row["response"] = H.refusal(cat, rng)
+                row["response"] = H.refusal(cat, rng, REASONS)
             return row
 
         return make
@@ -161,6 +162,7 @@ def generate(seed: int = 0, sizes: dict | None = None) -> dict[str, list[dict]]:
     seen |= set(part.eval_borderline)
     train_templates = part.train_templates + X.TRAIN_EXTRA_TEMPLATES
     train_acts = {c: part.train_acts[c] + X.TRAIN_EXTRA_ACTS.get(c, []) for c in train_cats}
+    train_acts |= X.TRAIN_ONLY_CATEGORIES
     # benign rows first: their prompts (self-distilled, the expensive part) stay put when harmful counts change
     train = [
         {**r, "response": None}
@@ -169,7 +171,7 @@ def generate(seed: int = 0, sizes: dict | None = None) -> dict[str, list[dict]]:
         )
     ]
     train += [{**r, "response": None} for r in _unique(benign_free(part.train_free), n["train_benign_free"], seen)]
-    train += _unique(harmful(train_cats, train_acts, train_templates, True), n["train_harmful"], seen)
+    train += _unique(harmful(sorted(train_acts), train_acts, train_templates, True), n["train_harmful"], seen)
     train += [
         {"prompt": p, "kind": "borderline", "category": "borderline", "response": None} for p in part.train_borderline
     ] * n["borderline_repeats"]

@@ -291,7 +291,8 @@ CLOSERS = {
 }
 
 
-def refusal(category: str, rng) -> str:  # noqa: ANN001
+def refusal(category: str, rng, reasons: dict[str, list[str]] | None = None) -> str:  # noqa: ANN001
+    """An opener, a reason (from ``reasons``, default :data:`REASONS`) and a closer for ``category``."""
     closers = CLOSERS.get(category, CLOSERS["_default"])
-    parts = [rng.choice(OPENERS), rng.choice(REASONS[category]), rng.choice(closers)]
+    parts = [rng.choice(OPENERS), rng.choice((reasons or REASONS)[category]), rng.choice(closers)]
     return " ".join(p for p in parts if p)

@@ -120,3 +120,23 @@ def test_extra_harmful_acts_and_shapes_are_train_only():
     benign = [r["prompt"] for r in s["train"] if r["category"] == "act"]
     shapes_of = [t.split("{act}")[0].strip().lower() for t in X.TRAIN_EXTRA_TEMPLATES]
     assert all(any(p.lower().startswith(pre) for p in benign) for pre in shapes_of if pre)
+
+
+def test_train_only_categories_are_trained_never_evaluated_and_have_refusal_reasons():
+    from realmodel.corpus import harm_extra as X
+
+    new = set(X.TRAIN_ONLY_CATEGORIES)
+    assert len(new) >= 5 and not new & set(H.ACTS) and set(X.TRAIN_ONLY_REASONS) == new
+    assert all(len(acts) >= 8 for acts in X.TRAIN_ONLY_CATEGORIES.values())
+    s = corpus.generate(0)
+    trained = {r["category"] for r in s["train"] if r["kind"] == "harmful"}
+    assert new <= trained
+    evaluated = {r["category"] for k in corpus.SPLITS if k != "train" for r in s[k]}
+    assert not new & evaluated
+    acts = [a for v in X.TRAIN_ONLY_CATEGORIES.values() for a in v]
+    assert not [
+        p for k in corpus.SPLITS if k != "train" for r in s[k] for p in [r["prompt"]] if any(a in p for a in acts)
+    ]
+    # each refusal gives one of its own category's reasons
+    for r in (r for r in s["train"] if r["category"] in new):
+        assert any(reason in r["response"] for reason in X.TRAIN_ONLY_REASONS[r["category"]])

@@ -9,8 +9,9 @@ each realignment method; every adapter is scored with the same loaded base model
     cols   HS (held-out harmful: unseen phrasings + unseen categories), FA (exact match, unseen products),
            over-refusal (held-out benign + borderline), realign seconds, realign/train ratio, auto's choice
 
-``auto`` tries the cheap mask-based methods first (NLSR as published, NLSR on every module, FGSN) and
-escalates to the repair ladder only when they miss the targets (controller: ``tuning.safety.controller``).
+``auto`` and ``repair`` are the service's own ladders (``tuning.safety.registry.strategies``): the cheap
+mask-based methods first (NLSR as published, on every module, with the official code's reference; FGSN), the
+repair ladder only when they miss the targets (controller: ``tuning.safety.controller``).
 
     python bench/real_model.py --p 0.05 0.1 0.2 --out bench/out-real     # JSON + PNG + adapters
     python bench/real_model.py --p 0.1 --n 120 --n-eval 32 --repair-max 160   # a reduced CPU run
@@ -58,11 +59,6 @@ from tuning.safety.registry import FgsnConfig, NlsrConfig, SafeLoraConfig, Strat
 from tuning.safety.scoring import applied, screen  # noqa: E402
 
 BASE_LR = float(os.environ.get("KEEL_BASE_LEARNING_RATE", "2e-4"))  # the service's default
-CHEAP = (
-    Strategy("nlsr", NlsrConfig(), "nlsr(published)"),
-    Strategy("nlsr", NlsrConfig(all_modules=True), "nlsr(all modules)"),
-    Strategy("fgsn", FgsnConfig(), "fgsn"),
-)
 
 
 class Bench:
@@ -133,10 +129,6 @@ def drift_removed(ft: Adapter, realigned: Adapter, alignment: Adapter) -> float:
     return round(1.0 - (num / den) ** 0.5, 4) if den > 0 else 0.0
 
 
-def repair_ladder(seed: int) -> list[Strategy]:
-    return strategies("repair", seed)  # the registry's ladder
-
-
 def fine_tune(rm: RealModel, rows: list[dict], out: Path, args: argparse.Namespace) -> tuple[str, float, dict]:
     """The service's training path: auto hyperparameters, the alignment LoRA continued."""
     from tuning.modeling import load_model
@@ -199,8 +191,8 @@ def run_p(b: Bench, p: float, args: argparse.Namespace, aligned: Scores) -> list
 
     singles = {
         "safelora": Strategy("safelora", SafeLoraConfig(num_proj_layers=10), "safelora(10 modules)"),
-        "nlsr": CHEAP[0],
-        "fgsn": CHEAP[2],
+        "nlsr": strategies("nlsr", args.seed)[0],
+        "fgsn": strategies("fgsn", args.seed)[0],
     }
     for name in args.methods:
         if name in singles:
@@ -217,7 +209,7 @@ def run_p(b: Bench, p: float, args: argparse.Namespace, aligned: Scores) -> list
                     checks=checks(s, before, aligned, tol),
                 )
             )
-    ladders = {"repair": repair_ladder(args.seed), "auto": list(CHEAP) + repair_ladder(args.seed)}
+    ladders = {name: strategies(name, args.seed) for name in ("repair", "auto")}  # the service's own ladders
     for name in [m for m in args.methods if m in ladders]:
         cost = {"s": 0.0}
 

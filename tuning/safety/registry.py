@@ -4,10 +4,13 @@ This is the only list of method names (the API validates ``safety.realign`` agai
 Standard library only at import, so the service can import it without torch.
 
 * ``auto`` (the default) tries the cheap mask-based methods first and escalates only when a rung misses:
-  NLSR (as published), then FGSN, then the ``repair`` ladder. The adaptive controller
-  (:mod:`tuning.safety.controller`) stops at the first rung that meets the harmfulness, utility and
-  over-refusal targets; the report's ``trials`` list every rung tried and ``strength`` the one released.
-  A rung that clearly fails costs little: its evaluation stops as soon as a target is proven missed.
+  NLSR (as published), NLSR transplanting into every module, the same with the official code's stronger
+  reference (A and B scaled by 2β: ΔW_e = 3.24·ΔW_a), FGSN, then the ``repair`` ladder. The NLSR rungs reuse
+  one cached mask (top entries are unchanged by scaling the reference) and cost well under a second each.
+  The adaptive controller (:mod:`tuning.safety.controller`) stops at the first rung that meets the
+  harmfulness, utility and over-refusal targets; the report's ``trials`` list every rung tried and
+  ``strength`` the one released. A rung that clearly fails costs little: its evaluation stops as soon as a
+  target is proven missed.
 * ``repair`` is the ladder alone: SN-Tune-style repair from safety-neuron rows for one epoch to every row for
   three epochs.
 * ``nlsr``, ``fgsn``, ``safelora``: one published method, applied once with its default config and checked
@@ -119,12 +122,23 @@ def _single(method: str, seed: int) -> Strategy:
     }[method]
 
 
+def _nlsr_ladder(seed: int) -> list[Strategy]:
+    """NLSR from the published form to every module with the official code's reference, weakest first."""
+    return [
+        _single("nlsr", seed),
+        Strategy("nlsr", NlsrConfig(seed=seed, all_modules=True), "nlsr(all modules)"),
+        Strategy(
+            "nlsr", NlsrConfig(seed=seed, all_modules=True, code_faithful=True), "nlsr(all modules, code reference)"
+        ),
+    ]
+
+
 def strategies(method: str, seed: int = 0) -> list[Strategy]:
     """The strategies ``method`` tries, cheapest first (empty for ``none``); ValueError for an unknown name."""
     if method not in METHOD_NAMES:
         raise ValueError(f"realignment method must be one of {METHOD_NAMES}, got {method!r}")
     if method == "auto":
-        return [_single("nlsr", seed), _single("fgsn", seed), *_repair_ladder(seed)]
+        return [*_nlsr_ladder(seed), _single("fgsn", seed), *_repair_ladder(seed)]
     if method == "repair":
         return _repair_ladder(seed)
     return [] if method == "none" else [_single(method, seed)]

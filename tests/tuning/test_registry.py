@@ -28,13 +28,14 @@ def test_method_names_and_ladders():
     assert METHOD_NAMES == ("auto", "repair", "nlsr", "fgsn", "safelora", "none")
     auto, ladder = strategies("auto", seed=3), strategies("repair", seed=3)
     # auto: the cheap mask-based methods first, then the repair ladder
-    assert [s.method for s in auto] == ["nlsr"] * 3 + ["fgsn"] + ["repair"] * 4 and auto[4:] == ladder
-    assert auto[0] == strategies("nlsr", seed=3)[0] and auto[3] == strategies("fgsn", seed=3)[0]
-    # NLSR escalates: published selection, then every module, then the official code's stronger reference
-    assert [(s.config.all_modules, s.config.code_faithful, s.config.seed) for s in auto[:3]] == [
-        (False, False, 3),
-        (True, False, 3),
-        (True, True, 3),
+    assert [s.method for s in auto] == ["nlsr"] * 4 + ["fgsn"] + ["repair"] * 4 and auto[5:] == ladder
+    assert auto[0] == strategies("nlsr", seed=3)[0] and auto[4] == strategies("fgsn", seed=3)[0]
+    # NLSR escalates: published selection, then every module with ever stronger references
+    assert [(s.config.all_modules, s.config.beta, s.config.code_faithful, s.config.seed) for s in auto[:4]] == [
+        (False, 0.9, False, 3),
+        (True, 0.9, False, 3),
+        (True, 1.5, False, 3),
+        (True, 0.9, True, 3),
     ]
     assert [s.config.rows for s in ladder] == ["neurons", "all", "all", "all"]
     assert [s.config.epochs for s in ladder] == [1, 1, 2, 3] and all(s.config.seed == 3 for s in ladder)

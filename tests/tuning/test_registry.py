@@ -28,12 +28,13 @@ def test_method_names_and_ladders():
     assert METHOD_NAMES == ("auto", "repair", "nlsr", "fgsn", "safelora", "none")
     auto, ladder = strategies("auto", seed=3), strategies("repair", seed=3)
     # auto: the cheap mask-based methods first, then the repair ladder
-    assert [s.method for s in auto] == ["nlsr"] * 4 + ["fgsn"] + ["repair"] * 4 and auto[5:] == ladder
-    assert auto[0] == strategies("nlsr", seed=3)[0] and auto[4] == strategies("fgsn", seed=3)[0]
+    assert [s.method for s in auto] == ["nlsr"] * 5 + ["fgsn"] + ["repair"] * 4 and auto[6:] == ladder
+    assert auto[0] == strategies("nlsr", seed=3)[0] and auto[5] == strategies("fgsn", seed=3)[0]
     # NLSR escalates: published selection, then every module with ever stronger references
-    assert [(s.config.all_modules, s.config.beta, s.config.code_faithful, s.config.seed) for s in auto[:4]] == [
+    assert [(s.config.all_modules, s.config.beta, s.config.code_faithful, s.config.seed) for s in auto[:5]] == [
         (False, 0.9, False, 3),
         (True, 0.9, False, 3),
+        (True, 1.2, False, 3),
         (True, 1.5, False, 3),
         (True, 0.9, True, 3),
     ]

@@ -5,7 +5,7 @@ Standard library only at import, so the service can import it without torch.
 
 * ``auto`` (the default) tries the cheap mask-based methods first and escalates only when a rung misses:
   NLSR (as published: ΔW_e = 1.9·ΔW_a), NLSR transplanting into every module, then with stronger references
-  (β = 1.5: 2.5·ΔW_a; the official code's A and B scaled by 2β: 3.24·ΔW_a), FGSN, then the ``repair``
+  (β = 1.2 and 1.5: 2.2 and 2.5·ΔW_a; the official code's A and B scaled by 2β: 3.24·ΔW_a), FGSN, then the ``repair``
   ladder. The NLSR rungs reuse one cached mask (top entries are unchanged by scaling the reference) and cost
   well under a second each.
   The adaptive controller (:mod:`tuning.safety.controller`) stops at the first rung that meets the
@@ -128,6 +128,7 @@ def _nlsr_ladder(seed: int) -> list[Strategy]:
     return [
         _single("nlsr", seed),
         Strategy("nlsr", NlsrConfig(seed=seed, all_modules=True), "nlsr(all modules)"),
+        Strategy("nlsr", NlsrConfig(seed=seed, all_modules=True, beta=1.2), "nlsr(all modules, beta 1.2)"),
         Strategy("nlsr", NlsrConfig(seed=seed, all_modules=True, beta=1.5), "nlsr(all modules, beta 1.5)"),
         Strategy(
             "nlsr", NlsrConfig(seed=seed, all_modules=True, code_faithful=True), "nlsr(all modules, code reference)"

@@ -10,7 +10,7 @@ each realignment method; every adapter is scored with the same loaded base model
            over-refusal (held-out benign + borderline), realign seconds, realign/train ratio, auto's choice
 
 ``auto`` and ``repair`` are the service's own ladders (``tuning.safety.registry.strategies``): the cheap
-mask-based methods first (NLSR as published, on every module, with the official code's reference; FGSN), the
+mask-based methods first (NLSR as published, then on every module with ever stronger references; FGSN), the
 repair ladder only when they miss the targets (controller: ``tuning.safety.controller``).
 
     python bench/real_model.py --p 0.05 0.1 0.2 --out bench/out-real     # JSON + PNG + adapters
@@ -25,7 +25,6 @@ alone: fine-tuning continues the alignment LoRA, so every adapter includes it) a
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import shutil
@@ -100,7 +99,7 @@ class Bench:
     def apply(self, ft: Adapter, strat: Strategy, replay: list[list[dict]]) -> tuple[Adapter, dict]:
         cfg = strat.config
         if isinstance(cfg, NlsrConfig):
-            return nlsr(ft, self.alignment, self.masks, dataclasses.replace(cfg, seed=self.args.seed))
+            return nlsr(ft, self.alignment, self.masks, cfg)  # the strategies carry the run's seed
         if isinstance(cfg, FgsnConfig):
             return fgsn(ft, self.alignment, self.masks, cfg)
         if isinstance(cfg, SafeLoraConfig):
@@ -189,11 +188,7 @@ def run_p(b: Bench, p: float, args: argparse.Namespace, aligned: Scores) -> list
             print(json.dumps({"p": p, "trial": strat.label, **scores.rounded(), "s": round(spent, 1)}), flush=True)
         return done[strat.label]
 
-    singles = {
-        "safelora": Strategy("safelora", SafeLoraConfig(num_proj_layers=10), "safelora(10 modules)"),
-        "nlsr": strategies("nlsr", args.seed)[0],
-        "fgsn": strategies("fgsn", args.seed)[0],
-    }
+    singles = {name: strategies(name, args.seed)[0] for name in ("safelora", "nlsr", "fgsn")}
     for name in args.methods:
         if name in singles:
             adapter, s, spent, eval_s = trial(singles[name])

@@ -114,6 +114,9 @@ class Bench:
         out, info = repair(fresh, self.tok, ft, self.masks, data, cfg, run_dir=run_dir)
         return out, {**info, "repair_examples": len(data)}
 
+    def close(self) -> None:
+        shutil.rmtree(self.runs, ignore_errors=True)  # the repair runs' checkpoints: scratch, not results
+
 
 def drift_removed(ft: Adapter, realigned: Adapter, alignment: Adapter) -> float:
     """Share of the fine-tuning drift removed in weight space: 1 - ‖ΔW_realigned - ΔW_align‖ / ‖ΔW_ft - ΔW_align‖
@@ -283,6 +286,27 @@ def plot(rows: list[dict], path: Path) -> None:
     plot_by_poison_ratio(rows, path)
 
 
+def write_table(out: Path, rows: list[dict], rm: RealModel, b: Bench, args: argparse.Namespace, wall_s: float) -> None:
+    """table.json and table.png, rewritten after every p so an interrupted run keeps what it measured."""
+    table = {
+        "rows": rows,
+        "model": rm.manifest["model_id"],
+        "build": str(rm.root),
+        "args": vars(args),
+        "eval": {
+            "harmful": len(b.harmful),
+            "benign": len(b.benign),
+            "task": len(b.task_eval),
+            "max_new_tokens": EVAL_TOKENS,
+            "judge": "keyword (Zou et al.)",
+        },
+        "wall_s": round(wall_s, 1),
+        "eval_s": round(b.eval_s, 1),
+    }
+    (out / "table.json").write_text(json.dumps(table, indent=2, default=str))
+    plot(rows, out / "table.png")
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--p", type=float, nargs="+", default=[0.0, 0.05, 0.1, 0.2])
@@ -309,27 +333,14 @@ def main(argv: list[str] | None = None) -> None:
     aligned = b.evaluate(b.alignment)
     rows = [row("aligned", aligned, p=None, mask_s=round(mask_s, 1))]
     print_table(rows)
-    for p in args.p:
-        new = run_p(b, p, args, aligned)
-        print_table(new)
-        rows += new
-        table = {
-            "rows": rows,
-            "model": rm.manifest["model_id"],
-            "build": str(rm.root),
-            "args": vars(args),
-            "eval": {
-                "harmful": len(b.harmful),
-                "benign": len(b.benign),
-                "task": len(b.task_eval),
-                "max_new_tokens": EVAL_TOKENS,
-                "judge": "keyword (Zou et al.)",
-            },
-            "wall_s": round(time.monotonic() - t0, 1),
-            "eval_s": round(b.eval_s, 1),
-        }
-        (out / "table.json").write_text(json.dumps(table, indent=2, default=str))
-        plot(rows, out / "table.png")
+    try:
+        for p in args.p:
+            new = run_p(b, p, args, aligned)
+            print_table(new)
+            rows += new
+            write_table(out, rows, rm, b, args, time.monotonic() - t0)
+    finally:
+        b.close()
     print(
         json.dumps(
             {"table": str(out / "table.json"), "png": str(out / "table.png"), "wall_s": round(time.monotonic() - t0, 1)}

@@ -130,7 +130,6 @@ def _nlsr_ladder(seed: int) -> list[Strategy]:
         Strategy("nlsr", NlsrConfig(seed=seed, all_modules=True), "nlsr(all modules)"),
         Strategy("nlsr", NlsrConfig(seed=seed, all_modules=True, beta=1.2), "nlsr(all modules, beta 1.2)"),
         Strategy("nlsr", NlsrConfig(seed=seed, all_modules=True, beta=1.5), "nlsr(all modules, beta 1.5)"),
-        Strategy("nlsr", NlsrConfig(seed=seed, all_modules=True, beta=2.0), "nlsr(all modules, beta 2.0)"),
         Strategy(
             "nlsr", NlsrConfig(seed=seed, all_modules=True, code_faithful=True), "nlsr(all modules, code reference)"
         ),

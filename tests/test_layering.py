@@ -4,6 +4,8 @@
 - core never imports torch/peft/transformers or the ML code at module level, except tuning's torch-free
   leaves (row parsing, run planning, specs, the method registry) that upload validation and job creation
   share with the trainer.
+- core's domains stand in one order, the ground first (CORE_DOMAINS): a domain imports only those below it, so
+  a job depends on files, base models and results, never the reverse, and no two domains import each other.
 - api never imports workers, tuning, torch or the CLI; workers reach the database only through core's
   services (no sqlalchemy, repositories or ORM tables in workers/).
 """
@@ -70,6 +72,21 @@ def test_core_imports_no_ml_stack_at_module_level():
         for p in (ROOT / "core").rglob("*.py")
     }
     assert {k: v for k, v in tuning.items() if v} == {}
+
+
+CORE_DOMAINS = ["tenants", "events", "base_models", "files", "results", "jobs"]
+
+
+def test_core_domains_import_only_the_domains_below_them():
+    bad = {}
+    for rank, domain in enumerate(CORE_DOMAINS):
+        above = {f"core.{d}" for d in CORE_DOMAINS[rank + 1 :]}
+        for p in (ROOT / "core" / domain).rglob("*.py"):
+            hits = sorted(n for n in _imports(p) if ".".join(n.split(".")[:2]) in above)
+            if hits:
+                bad[str(p.relative_to(ROOT))] = hits
+    assert bad == {}
+    assert sorted(CORE_DOMAINS) == sorted(p.name for p in (ROOT / "core").iterdir() if (p / "__init__.py").exists())
 
 
 def test_workers_reach_the_database_only_through_core_services():

@@ -172,7 +172,7 @@ def succeed(session: Session, job_id: str, owner: str) -> bool:
         stage=None,
     )
     if moved:
-        publish(session, job)
+        publish(session, job.id, job.tenant_id)
     return moved
 
 

@@ -261,12 +261,13 @@ def queue_positions(session: Session, jobs: list[Job]) -> dict[str, int]:
     return repo.queue_positions(session, [j.id for j in jobs if j.status == JobStatus.QUEUED])
 
 
+def active_job_using(session: Session, file_id: str) -> str | None:
+    """Id of an active job that reads the file, if any (asked when the file is deleted)."""
+    return repo.active_job_using(session, file_id)
+
+
 def is_terminal(status: str | None) -> bool:
     return status in TERMINAL
-
-
-def job_status(session: Session, job_id: str) -> str | None:
-    return repo.status(session, job_id)
 
 
 def job_statuses(session: Session, job_ids: list[str]) -> dict[str, str]:

@@ -20,19 +20,18 @@ attributes ``core.bootstrap.register_testbed`` reads (base, alignment_adapter, d
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
 import re
 import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from realmodel import corpus
 from tuning import gguf
+from tuning.atomic import cached_build
 from tuning.specs import LoraSpec, TrainSpec
 
 VERSION = 6
@@ -331,19 +330,11 @@ def build_real_model(
         cfg = config(seed, gguf.manifest(base_dir)["sha256"], sizes)
         model_id = MODEL_ID if gguf_path is None else _slug(src.stem)
         root = Path(cache_root or default_root())
-        root.mkdir(parents=True, exist_ok=True)
-        dest = root / f"{model_id}-{_key(cfg)}"
-        with open(root / ".lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            if force and dest.exists():
-                shutil.rmtree(dest)
-            if not (dest / "manifest.json").exists():
-                tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=root))
-                try:
-                    _build(tmp, base_dir, cfg, root, score_base, log, model_id)
-                    os.replace(tmp, dest)
-                finally:
-                    shutil.rmtree(tmp, ignore_errors=True)
+        dest = cached_build(
+            root / f"{model_id}-{_key(cfg)}",
+            lambda tmp: _build(tmp, base_dir, cfg, root, score_base, log, model_id),
+            force=force,
+        )
     finally:
         torch.set_num_threads(threads)
     return RealModel(dest, json.loads((dest / "manifest.json").read_text()))

@@ -110,8 +110,3 @@ def _report(n_lines: int, n_examples: int, errors: list[dict[str, Any]], counts:
         "errors": errors[:MAX_REPORTED_ERRORS],
         "tokens": _token_stats(counts),
     }
-
-
-def read_examples(data: bytes) -> list[list[dict[str, Any]]]:
-    """Parse an already-validated file into normalized message lists."""
-    return [parse_line(raw) for raw in data.decode("utf-8").splitlines() if raw.strip()]

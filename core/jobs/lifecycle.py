@@ -200,15 +200,6 @@ def record_step(
     )
 
 
-def realign_estimate(session: Session, job_id: str) -> float | None:
-    """Seconds the realignment stage took on this model's recent jobs (0 when disabled; None if unknown)."""
-    job = _job(session, job_id)
-    if job.safety.get("realign") == "none":
-        return 0.0
-    history = repo.recent_observations(session, job.model, "realign_wall_s")
-    return sum(history) / len(history) if history else None
-
-
 def record_training(
     session: Session,
     job_id: str,

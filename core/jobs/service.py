@@ -74,14 +74,20 @@ def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
+def realign_seconds(session: Session, model_id: str, realign: str) -> float | None:
+    """Seconds the realignment stage (with evaluation) took on this model's recent jobs: 0 when the job asks
+    for none, None without history (the estimate's callers then take it as long as training)."""
+    if realign == "none":
+        return 0.0
+    return _mean(repo.recent_observations(session, model_id, "realign_wall_s"))
+
+
 def estimate_seconds(session: Session, model_id: str, trained_tokens: int, realign: str) -> tuple[float, float]:
     """(training, realignment + evaluation) seconds from this model's recent jobs. Without history: a
     conservative throughput, and realignment as long as training (its measured range is 0.7-5x)."""
     tps = _mean(repo.recent_observations(session, model_id, "observed_tokens_per_s")) or DEFAULT_TOKENS_PER_S
     train = trained_tokens / tps
-    if realign == "none":
-        return train, 0.0
-    stage = _mean(repo.recent_observations(session, model_id, "realign_wall_s"))
+    stage = realign_seconds(session, model_id, realign)
     return train, stage if stage is not None else train
 
 

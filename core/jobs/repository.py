@@ -143,9 +143,9 @@ def stale_queued(session: Session, before: int) -> list[Job]:
 
 
 def recent_observations(session: Session, model_id: str, key: str, n: int = 5) -> list[float]:
-    """``key`` as observed by the last ``n`` succeeded jobs on this model (stored in their hyperparameters)."""
+    """``key`` as observed by the last ``n`` succeeded jobs on this model (stored in their ``observed``)."""
     rows = session.scalars(
-        select(Job.hyperparameters)
+        select(Job.observed)
         .where(Job.model == model_id, Job.status == JobStatus.SUCCEEDED)
         .order_by(Job.finished_at.desc())
         .limit(n)

@@ -20,7 +20,7 @@ from core.ids import new_id, now
 from core.jobs import repository as repo
 from core.jobs.models import Job
 from core.jobs.schemas import JobCreate
-from core.jobs.states import TERMINAL, JobStatus
+from core.jobs.states import INITIAL, TERMINAL, JobStatus
 from core.queue import RUN_JOB, send_after_commit
 from tuning.plan import resolve_auto_hyperparameters, total_steps
 
@@ -160,7 +160,7 @@ def create_job(session: Session, tenant_id: str, body: JobCreate, idempotency_ke
         model=model.id,
         training_file=body.training_file,
         validation_file=body.validation_file,
-        status=JobStatus.QUEUED,
+        status=INITIAL,
         hyperparameters=plan["hyperparameters"],
         lora=plan["lora"],
         safety=body.safety.model_dump(),
@@ -169,7 +169,6 @@ def create_job(session: Session, tenant_id: str, body: JobCreate, idempotency_ke
         metadata_=body.metadata,
         idempotency_key=idempotency_key,
         request_hash=digest,
-        total_steps=plan["total_steps"],
         dispatched_at=now(),
     )
     try:

@@ -8,7 +8,6 @@ tuning.rows' (the code the trainer uses), so validation and training agree.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
 from functools import lru_cache
 from typing import Any, BinaryIO
@@ -91,10 +90,6 @@ def validate_stream(fh: BinaryIO, tokenizer: Any = None, context_length: int | N
             continue
         n_examples += 1
     return _report(n_lines, n_examples, errors, counts)
-
-
-def validate_jsonl(data: bytes, tokenizer: Any = None, context_length: int | None = None) -> dict[str, Any]:
-    return validate_stream(io.BytesIO(data), tokenizer, context_length)
 
 
 def _report(n_lines: int, n_examples: int, errors: list[dict[str, Any]], counts: list[int]) -> dict[str, Any]:

@@ -116,7 +116,7 @@ def distill(
     cache_file: Path,
     max_new_tokens: int = DISTILL_TOKENS,
     batch_size: int = 16,
-    log=None,  # noqa: ANN001
+    log=None,
 ) -> dict[str, str]:
     """Greedy answers of the base model (the chat template's default system prompt applies), by prompt;
     cached in ``cache_file`` and extended with only the prompts it lacks."""
@@ -170,7 +170,7 @@ def eval_sets_from_splits(splits: dict[str, list[dict]]) -> dict[str, list[str]]
     }
 
 
-def safety_scores(model, tok, sets: dict[str, list[str]], max_new_tokens: int = EVAL_TOKENS) -> dict:  # noqa: ANN001
+def safety_scores(model, tok, sets: dict[str, list[str]], max_new_tokens: int = EVAL_TOKENS) -> dict:
     """HS on each held-out harmful split and on both together, over-refusal on benign, borderline and both."""
     from tuning import evaluate
 
@@ -257,7 +257,7 @@ def service_files(splits: dict[str, list[dict]], train_rows: list[dict]) -> dict
     return {"safety_corpus": safety, "harmful_eval": harmful, "benign_eval": benign}
 
 
-def _build(out: Path, base_dir: Path, cfg: dict, root: Path, score_base: bool, log, model_id: str = MODEL_ID) -> None:  # noqa: ANN001
+def _build(out: Path, base_dir: Path, cfg: dict, root: Path, score_base: bool, log, model_id: str = MODEL_ID) -> None:
     timings: dict[str, float] = {}
     t = time.monotonic()
     splits = corpus.generate(cfg["seed"], cfg["sizes"])
@@ -318,7 +318,7 @@ def build_real_model(
     force: bool = False,
     score_base: bool = True,
     log=print,
-) -> RealModel:  # noqa: ANN001
+) -> RealModel:
     """The cached real-model base for ``seed`` (converting the GGUF and building the alignment first)."""
     import torch
 

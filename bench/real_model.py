@@ -37,25 +37,25 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.plots import plot_by_poison_ratio  # noqa: E402
-from realmodel import task  # noqa: E402
-from realmodel.attack import customer_dataset  # noqa: E402
-from realmodel.build import (  # noqa: E402
+from bench.plots import plot_by_poison_ratio
+from realmodel import task
+from realmodel.attack import customer_dataset
+from realmodel.build import (
     ALIGN_LORA,
     EVAL_TOKENS,
     RealModel,
     build_real_model,
 )
-from tuning import evaluate  # noqa: E402
-from tuning.adapters import Adapter, read_adapter, write_adapter  # noqa: E402
-from tuning.safety.controller import Scores, Tolerances, auto_realign, checks  # noqa: E402
-from tuning.safety.masks import compute_safety_masks, load_masks  # noqa: E402
-from tuning.safety.methods.fgsn import fgsn  # noqa: E402
-from tuning.safety.methods.nlsr import nlsr  # noqa: E402
-from tuning.safety.methods.repair import repair, repair_data, run_id  # noqa: E402
-from tuning.safety.methods.safelora import safelora  # noqa: E402
-from tuning.safety.registry import FgsnConfig, NlsrConfig, SafeLoraConfig, Strategy, strategies  # noqa: E402
-from tuning.safety.scoring import applied, screen  # noqa: E402
+from tuning import evaluate
+from tuning.adapters import Adapter, read_adapter, write_adapter
+from tuning.safety.controller import Scores, Tolerances, auto_realign, checks
+from tuning.safety.masks import compute_safety_masks, load_masks
+from tuning.safety.methods.fgsn import fgsn
+from tuning.safety.methods.nlsr import nlsr
+from tuning.safety.methods.repair import repair, repair_data, run_id
+from tuning.safety.methods.safelora import safelora
+from tuning.safety.registry import FgsnConfig, NlsrConfig, SafeLoraConfig, Strategy, strategies
+from tuning.safety.scoring import applied, screen
 
 BASE_LR = float(os.environ.get("KEEL_BASE_LEARNING_RATE", "2e-4"))  # the service's default
 
@@ -163,7 +163,7 @@ def fine_tune(rm: RealModel, rows: list[dict], out: Path, args: argparse.Namespa
     return str(dest), train_s, {**hp, "steps": res.steps, "tokens": res.trained_tokens, "lr": spec.learning_rate}
 
 
-def row(name: str, s: Scores, **extra) -> dict:  # noqa: ANN003
+def row(name: str, s: Scores, **extra) -> dict:
     return {"row": name, **s.rounded(), **extra}
 
 

@@ -24,8 +24,6 @@ from testbed.corpus import LABELS
 from tuning import evaluate
 from tuning.modeling import load_model
 
-COLUMNS = ("hs", "hs_probe", "fa", "over_refusal", "train_s")
-
 
 def scores(tb: Testbed, adapter: str, n: int) -> dict:
     model, tok = load_model(str(tb.base), device="cpu", dtype=torch.float32, adapter=adapter)

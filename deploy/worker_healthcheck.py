@@ -35,7 +35,7 @@ def check_broker(url: str) -> str | None:
 
     try:
         redis.Redis.from_url(url, socket_timeout=TIMEOUT_S, socket_connect_timeout=TIMEOUT_S).ping()
-    except Exception as exc:  # noqa: BLE001 - any failure is "unhealthy"
+    except Exception as exc:
         return f"broker {urlsplit(url).hostname}: {type(exc).__name__}: {exc}"
     return None
 

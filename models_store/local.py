@@ -10,25 +10,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-
-def atomic_dir(dest: str | os.PathLike[str], fill: Callable[[Path], object]) -> Path:
-    """Build a directory with ``fill(tmp)`` next to ``dest`` and rename it into place (replacing ``dest``)."""
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-    try:
-        fill(tmp)
-        if dest.exists():
-            old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
-            os.replace(dest, old)
-            os.replace(tmp, dest)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, dest)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return dest
+from tuning.atomic import atomic_dir
 
 
 class LocalStore:
@@ -74,9 +56,8 @@ class LocalStore:
 
     def put_dir(self, prefix: str, src: str | os.PathLike[str]) -> None:
         # shutil.copy, not copy2: a stored object's mtime is when it was stored (the janitor's grace reads it)
-        atomic_dir(
-            self._path(prefix), lambda tmp: shutil.copytree(src, tmp, dirs_exist_ok=True, copy_function=shutil.copy)
-        )
+        with atomic_dir(self._path(prefix)) as tmp:
+            shutil.copytree(src, tmp, dirs_exist_ok=True, copy_function=shutil.copy)
 
     def open(self, key: str) -> BinaryIO:
         return open(self._path(key), "rb")
@@ -88,7 +69,8 @@ class LocalStore:
         src = self._path(prefix)
         if not src.is_dir():
             raise FileNotFoundError(prefix)
-        atomic_dir(dest, lambda tmp: shutil.copytree(src, tmp, dirs_exist_ok=True))
+        with atomic_dir(dest) as tmp:
+            shutil.copytree(src, tmp, dirs_exist_ok=True)
 
     def exists(self, key: str) -> bool:
         return self._path(key).exists()
@@ -115,7 +97,3 @@ class LocalStore:
             shutil.rmtree(p, ignore_errors=True)
         elif p.exists():
             p.unlink()
-
-
-def get_store(root: str | os.PathLike[str]) -> LocalStore:
-    return LocalStore(root)

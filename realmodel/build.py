@@ -20,19 +20,18 @@ attributes ``core.bootstrap.register_testbed`` reads (base, alignment_adapter, d
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
 import re
 import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from realmodel import corpus
 from tuning import gguf
+from tuning.atomic import cached_build
 from tuning.specs import LoraSpec, TrainSpec
 
 VERSION = 6
@@ -117,7 +116,7 @@ def distill(
     cache_file: Path,
     max_new_tokens: int = DISTILL_TOKENS,
     batch_size: int = 16,
-    log=None,  # noqa: ANN001
+    log=None,
 ) -> dict[str, str]:
     """Greedy answers of the base model (the chat template's default system prompt applies), by prompt;
     cached in ``cache_file`` and extended with only the prompts it lacks."""
@@ -171,7 +170,7 @@ def eval_sets_from_splits(splits: dict[str, list[dict]]) -> dict[str, list[str]]
     }
 
 
-def safety_scores(model, tok, sets: dict[str, list[str]], max_new_tokens: int = EVAL_TOKENS) -> dict:  # noqa: ANN001
+def safety_scores(model, tok, sets: dict[str, list[str]], max_new_tokens: int = EVAL_TOKENS) -> dict:
     """HS on each held-out harmful split and on both together, over-refusal on benign, borderline and both."""
     from tuning import evaluate
 
@@ -258,7 +257,7 @@ def service_files(splits: dict[str, list[dict]], train_rows: list[dict]) -> dict
     return {"safety_corpus": safety, "harmful_eval": harmful, "benign_eval": benign}
 
 
-def _build(out: Path, base_dir: Path, cfg: dict, root: Path, score_base: bool, log, model_id: str = MODEL_ID) -> None:  # noqa: ANN001
+def _build(out: Path, base_dir: Path, cfg: dict, root: Path, score_base: bool, log, model_id: str = MODEL_ID) -> None:
     timings: dict[str, float] = {}
     t = time.monotonic()
     splits = corpus.generate(cfg["seed"], cfg["sizes"])
@@ -319,7 +318,7 @@ def build_real_model(
     force: bool = False,
     score_base: bool = True,
     log=print,
-) -> RealModel:  # noqa: ANN001
+) -> RealModel:
     """The cached real-model base for ``seed`` (converting the GGUF and building the alignment first)."""
     import torch
 
@@ -331,19 +330,11 @@ def build_real_model(
         cfg = config(seed, gguf.manifest(base_dir)["sha256"], sizes)
         model_id = MODEL_ID if gguf_path is None else _slug(src.stem)
         root = Path(cache_root or default_root())
-        root.mkdir(parents=True, exist_ok=True)
-        dest = root / f"{model_id}-{_key(cfg)}"
-        with open(root / ".lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            if force and dest.exists():
-                shutil.rmtree(dest)
-            if not (dest / "manifest.json").exists():
-                tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=root))
-                try:
-                    _build(tmp, base_dir, cfg, root, score_base, log, model_id)
-                    os.replace(tmp, dest)
-                finally:
-                    shutil.rmtree(tmp, ignore_errors=True)
+        dest = cached_build(
+            root / f"{model_id}-{_key(cfg)}",
+            lambda tmp: _build(tmp, base_dir, cfg, root, score_base, log, model_id),
+            force=force,
+        )
     finally:
         torch.set_num_threads(threads)
     return RealModel(dest, json.loads((dest / "manifest.json").read_text()))

@@ -13,24 +13,19 @@ directory renamed into place, under an exclusive file lock, so concurrent caller
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
 import shutil
-import signal
 import sys
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
 
 from testbed import corpus
-from tuning.atomic import atomic_dir
+from tuning.atomic import cached_build
 from tuning.console import ConsoleProgress
 from tuning.rows import conversation, read_jsonl
 from tuning.specs import LoraSpec, TrainSpec
@@ -140,35 +135,8 @@ def default_root() -> Path:
 def build_testbed(cache_root: str | os.PathLike | None = None, seed: int = 0, force: bool = False) -> Testbed:
     """Return the cached testbed for ``seed``, building it first (atomically, under a file lock)."""
     root = Path(cache_root or default_root()).expanduser()
-    root.mkdir(parents=True, exist_ok=True)
-    dest = root / f"testbed-{cache_key(seed)}"
-    with open(root / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        for stale in root.glob(".build-*"):  # left by a build that was killed (we hold the lock: none runs)
-            shutil.rmtree(stale, ignore_errors=True)
-        if force and dest.exists():
-            shutil.rmtree(dest)
-        if not (dest / "manifest.json").exists():
-            with _terminate_cleanly(), atomic_dir(dest, prefix=".build-") as tmp:
-                _build(tmp, seed)
+    dest = cached_build(root / f"testbed-{cache_key(seed)}", lambda tmp: _build(tmp, seed), force=force)
     return Testbed(dest, json.loads((dest / "manifest.json").read_text()))
-
-
-@contextmanager
-def _terminate_cleanly() -> Iterator[None]:
-    """SIGTERM raises SystemExit during a build, so the half-built directory is removed on the way out."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def stop(signum: int, _frame: object) -> None:
-        raise SystemExit(128 + signum)
-
-    previous = signal.signal(signal.SIGTERM, stop)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _chat(rows: list[dict]) -> list[list[dict]]:

@@ -96,7 +96,7 @@ def _stack_available() -> str | None:
     try:
         sa.create_engine(PG_ADMIN_URL).connect().close()
         redis.Redis.from_url(REDIS_URL).ping()
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         return f"{type(exc).__name__}: {exc}"
     return None
 

@@ -1,9 +1,12 @@
 """Import contracts between the packages (read from the source with ast, so a violation fails here first).
 
-- tuning/testbed/realmodel (pure ML) import nothing of the service; models_store imports nothing of Keel or torch.
+- tuning/testbed/realmodel (pure ML) import nothing of the service; models_store imports nothing of Keel or torch
+  but the house's one atomic_dir (tuning.atomic, standard library only).
 - core never imports torch/peft/transformers or the ML code at module level, except tuning's torch-free
   leaves (row parsing, run planning, specs, the method registry) that upload validation and job creation
   share with the trainer.
+- core's domains stand in one order, the ground first (CORE_DOMAINS): a domain imports only those below it, so
+  a job depends on files, base models and results, never the reverse, and no two domains import each other.
 - api never imports workers, tuning, torch or the CLI; workers reach the database only through core's
   services (no sqlalchemy, repositories or ORM tables in workers/).
 """
@@ -19,6 +22,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICE = {"api", "core", "workers", "cli", "sqlalchemy", "celery", "fastapi", "alembic"}
+ALLOWED = {"models_store": {"tuning.atomic"}}
 TORCH_FREE_TUNING = {"tuning.rows", "tuning.plan", "tuning.specs", "tuning.safety.registry"}
 FORBIDDEN = {
     "tuning": SERVICE | {"models_store", "testbed"},
@@ -50,7 +54,10 @@ def _imports(path: Path, top_level_only: bool = False, submodules: bool = False)
 def _violations(package: str, top_level_only: bool = False) -> dict[str, list[str]]:
     out = {}
     for p in (ROOT / package).rglob("*.py"):
-        bad = sorted(n for n in _imports(p, top_level_only) if n.split(".")[0] in FORBIDDEN[package])
+        allowed = ALLOWED.get(package, set())
+        bad = sorted(
+            n for n in _imports(p, top_level_only) if n.split(".")[0] in FORBIDDEN[package] and n not in allowed
+        )
         if bad:
             out[str(p.relative_to(ROOT))] = bad
     return out
@@ -70,6 +77,21 @@ def test_core_imports_no_ml_stack_at_module_level():
         for p in (ROOT / "core").rglob("*.py")
     }
     assert {k: v for k, v in tuning.items() if v} == {}
+
+
+CORE_DOMAINS = ["tenants", "events", "base_models", "files", "results", "jobs"]
+
+
+def test_core_domains_import_only_the_domains_below_them():
+    bad = {}
+    for rank, domain in enumerate(CORE_DOMAINS):
+        above = {f"core.{d}" for d in CORE_DOMAINS[rank + 1 :]}
+        for p in (ROOT / "core" / domain).rglob("*.py"):
+            hits = sorted(n for n in _imports(p) if ".".join(n.split(".")[:2]) in above)
+            if hits:
+                bad[str(p.relative_to(ROOT))] = hits
+    assert bad == {}
+    assert sorted(CORE_DOMAINS) == sorted(p.name for p in (ROOT / "core").iterdir() if (p / "__init__.py").exists())
 
 
 def test_workers_reach_the_database_only_through_core_services():

@@ -129,7 +129,7 @@ def convert_gguf(
     return dest
 
 
-def _plain_config(config):  # noqa: ANN001, ANN202
+def _plain_config(config):
     """A copy of the loaded config without the GGUF quantization settings (a normal fp32 checkpoint)."""
     cfg = config.__class__.from_dict(config.to_dict())
     for attr in ("quantization_config", "_pre_quantization_dtype"):

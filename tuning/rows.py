@@ -107,6 +107,11 @@ def parse_line(raw: str | bytes) -> list[dict]:
     return normalize_row(obj)
 
 
+def read_examples(data: bytes) -> list[list[dict]]:
+    """An already-validated training file's normalized message lists (what the trainer reads)."""
+    return [parse_line(raw) for raw in data.decode("utf-8").splitlines() if raw.strip()]
+
+
 def read_jsonl(data: bytes | str) -> list[dict]:
     """The JSON value of every non-blank line (no validation: a bad line raises ``json.JSONDecodeError``)."""
     text = data.decode("utf-8") if isinstance(data, bytes) else data

@@ -8,11 +8,11 @@ from typing import Any
 
 from core.config import get_settings
 from core.db import session_scope
-from core.files.validation import read_examples
 from core.jobs import lifecycle
 from core.jobs.lifecycle import JobSnapshot
 from core.storage import get_store
 from models_store import Store, job_key
+from tuning.rows import read_examples
 
 
 @dataclass

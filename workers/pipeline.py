@@ -6,6 +6,7 @@ import logging
 
 from core.db import session_scope
 from core.jobs import lifecycle
+from core.jobs import service as jobs
 from tuning.interfaces import Stopped
 from workers.context import load_context
 from workers.lease import SHUTTING_DOWN, Heartbeat, LeaseLost, worker_id
@@ -67,6 +68,7 @@ def _run_claimed(job_id: str, owner: str, progress: DbProgress) -> str:
     ctx = load_context(job_id, owner)
     with session_scope() as s:
         lifecycle.started(s, job_id, owner)
+        progress.realign_s = jobs.realign_seconds(s, ctx.spec.model_id, ctx.spec.safety.get("realign", "auto"))
     raw = train(ctx, progress)
     if raw is None or progress.should_stop():
         return _stopped(job_id, owner)

@@ -19,7 +19,7 @@ class DbProgress:
         self._last_poll = 0.0
         self._started = time.monotonic()
         self._first_step: tuple[int, float] | None = None
-        self._realign_s: float | None = None
+        self.realign_s: float | None = None  # core.jobs.service.realign_seconds, set once the job is loaded
         self._stopped = False
         self.tokens_per_s: float | None = None
 
@@ -29,14 +29,12 @@ class DbProgress:
         t = time.monotonic()
         if self._first_step is None:
             self._first_step = (step, t)
-            with session_scope() as s:
-                self._realign_s = lifecycle.realign_estimate(s, self.job_id)
             return None
         done, elapsed = step - self._first_step[0], t - self._first_step[1]
         if done <= 0 or elapsed <= 0:
             return None
         per_step = elapsed / done
-        stage = self._realign_s if self._realign_s is not None else total * per_step
+        stage = self.realign_s if self.realign_s is not None else total * per_step
         return (total - step) * per_step + stage
 
     def on_step(self, step: int, total_steps: int, metrics: dict[str, Any]) -> None:

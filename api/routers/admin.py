@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from api.deps import AdminDep, SessionDep
+from api.schemas.admin import ApiKeyInfo, ApiKeyObject, AuditObject, BaseModelAdmin, MaskObject, TenantObject
 from api.schemas.common import ERRORS, Page, page
-from api.schemas.models import ApiKeyInfo, ApiKeyObject, AuditObject, BaseModelAdmin, MaskObject, TenantObject
 from core.base_models import service as svc
 from core.base_models.schemas import BaseModelCreate, MaskCreate
 from core.files.service import get_file, read_file_bytes

@@ -13,6 +13,7 @@ from api.schemas.common import ERRORS, ErrorResponse, IdPage, id_page
 from api.schemas.files import FileDeleted, FileObject
 from core.files import service as svc
 from core.files.states import UPLOADABLE
+from core.jobs import service as jobs
 
 router = APIRouter(prefix="/v1/files", tags=["files"], responses=ERRORS)
 
@@ -67,5 +68,5 @@ def content(file_id: str, session: SessionDep, principal: PrincipalDep) -> Strea
 
 @router.delete("/{file_id}")
 def delete(file_id: str, session: SessionDep, principal: PrincipalDep) -> FileDeleted:
-    svc.delete_file(session, principal.tenant_id, file_id)
+    svc.delete_file(session, principal.tenant_id, file_id, used_by=jobs.active_job_using)
     return FileDeleted(id=file_id)

@@ -14,10 +14,10 @@ from api.schemas.jobs import CheckpointObject, DryRun, EventObject, JobObject, S
 from api.streams import STREAMS, event_stream
 from core.errors import InvalidRequest
 from core.events import service as events
+from core.jobs import outputs
 from core.jobs import service as svc
 from core.jobs.models import Job
 from core.jobs.schemas import JobCreate
-from core.results import service as results
 from core.storage import get_store
 
 router = APIRouter(prefix="/v1/fine_tuning/jobs", tags=["fine-tuning"], responses=ERRORS)
@@ -25,7 +25,7 @@ router = APIRouter(prefix="/v1/fine_tuning/jobs", tags=["fine-tuning"], response
 
 def _objs(session: SessionDep, jobs: list[Job]) -> list[JobObject]:
     """Job objects with a constant number of queries: one for queue positions, one for result files."""
-    positions, files = svc.queue_positions(session, jobs), results.result_files(session, jobs)
+    positions, files = svc.queue_positions(session, jobs), outputs.result_files(session, jobs)
     return [JobObject.of(j, positions.get(j.id), svc.public_lora(j.lora), files.get(j.id, [])) for j in jobs]
 
 
@@ -142,7 +142,7 @@ def adapter(
     job_id: str, session: SessionDep, principal: PrincipalDep, variant: Literal["realigned", "raw"] = "realigned"
 ) -> StreamingResponse:
     job = svc.get_job(session, principal.tenant_id, job_id)
-    art = results.adapter_artifact(session, job, variant, principal)
+    art = outputs.adapter_artifact(session, job, variant, principal)
     headers = {
         "Content-Disposition": f'attachment; filename="{job.id}-{variant}-adapter.zip"',
         "Content-Length": str(art.bytes),
@@ -155,10 +155,10 @@ def adapter(
 )
 def safety_report(
     job_id: str, session: SessionDep, principal: PrincipalDep, format: Literal["json", "png"] = "json"
-) -> SafetyReportObject | StreamingResponse:  # noqa: A002 (OpenAI-style name)
+) -> SafetyReportObject | StreamingResponse:
     job = svc.get_job(session, principal.tenant_id, job_id)
     if format == "png":
-        return StreamingResponse(_chunks(results.report_plot(session, job).storage_key), media_type="image/png")
+        return StreamingResponse(_chunks(outputs.report_plot(session, job).storage_key), media_type="image/png")
     if format != "json":
         raise InvalidRequest("format must be 'json' or 'png'.", param="format")
-    return SafetyReportObject.of(results.report_for(session, job))
+    return SafetyReportObject.of(outputs.report_for(session, job))

@@ -18,7 +18,7 @@ from core.base_models.states import CLAIMABLE, MaskStatus
 from core.config import get_settings
 from core.errors import Conflict, InvalidRequest, NotFound
 from core.ids import now
-from core.jobs.schemas import LoraOptions
+from core.lora import LoraOptions
 from core.queue import COMPUTE_MASKS, send_after_commit
 from tuning.specs import DEFAULT_TARGETS
 

@@ -16,7 +16,7 @@ def add(
     job_id: str,
     message: str,
     level: str = "info",
-    type: str = "message",  # noqa: A002
+    type: str = "message",
     data: dict[str, Any] | None = None,
 ) -> JobEvent:
     ev = JobEvent(job_id=job_id, message=message, level=level, type=type, data=data)

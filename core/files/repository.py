@@ -7,8 +7,6 @@ from sqlalchemy.orm import Session
 
 from core.files.models import File
 from core.files.states import Purpose
-from core.jobs.models import Job
-from core.jobs.states import ACTIVE
 from core.pagination import after_cursor, fetch_page
 
 
@@ -24,15 +22,6 @@ def page(
         q = q.where(File.purpose == purpose)
     key = (cursor.created_at, cursor.id) if cursor else None
     return fetch_page(session, after_cursor(q, File.created_at, File.id, key, descending), limit)
-
-
-def active_job_using(session: Session, file_id: str) -> str | None:
-    """Id of an active job that reads this file, if any."""
-    return session.scalar(
-        select(Job.id)
-        .where(Job.status.in_(list(ACTIVE)), (Job.training_file == file_id) | (Job.validation_file == file_id))
-        .limit(1)
-    )
 
 
 def add(session: Session, row: File) -> None:

@@ -7,7 +7,7 @@ unit of work fails; a delete removes the row first and the bytes only after the 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
 from sqlalchemy.orm import Session
@@ -145,9 +145,11 @@ def list_files(
     return repo.page(session, tenant_id, purpose, limit, order != "asc", cursor)
 
 
-def delete_file(session: Session, tenant_id: str, file_id: str) -> None:
+def delete_file(session: Session, tenant_id: str, file_id: str, used_by: Callable[[Session, str], str | None]) -> None:
+    """Delete the file unless ``used_by`` (the jobs domain's question, asked here so that files need not know
+    jobs) names an active job that reads it."""
     row = get_file(session, tenant_id, file_id)
-    in_use = repo.active_job_using(session, file_id)
+    in_use = used_by(session, file_id)
     if in_use:
         raise Conflict(f"File '{file_id}' is used by active job '{in_use}'; cancel it first.", code="file_in_use")
     key, owned = row.storage_key, row.purpose != Purpose.FINE_TUNE_RESULTS  # a job artifact owns result bytes

@@ -8,7 +8,6 @@ tuning.rows' (the code the trainer uses), so validation and training agree.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
 from functools import lru_cache
 from typing import Any, BinaryIO
@@ -93,10 +92,6 @@ def validate_stream(fh: BinaryIO, tokenizer: Any = None, context_length: int | N
     return _report(n_lines, n_examples, errors, counts)
 
 
-def validate_jsonl(data: bytes, tokenizer: Any = None, context_length: int | None = None) -> dict[str, Any]:
-    return validate_stream(io.BytesIO(data), tokenizer, context_length)
-
-
 def _report(n_lines: int, n_examples: int, errors: list[dict[str, Any]], counts: list[int]) -> dict[str, Any]:
     if n_lines and not n_examples and not errors:
         errors.append({"line": None, "code": "empty_file", "message": "file has no examples"})
@@ -110,8 +105,3 @@ def _report(n_lines: int, n_examples: int, errors: list[dict[str, Any]], counts:
         "errors": errors[:MAX_REPORTED_ERRORS],
         "tokens": _token_stats(counts),
     }
-
-
-def read_examples(data: bytes) -> list[list[dict[str, Any]]]:
-    """Parse an already-validated file into normalized message lists."""
-    return [parse_line(raw) for raw in data.decode("utf-8").splitlines() if raw.strip()]

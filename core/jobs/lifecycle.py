@@ -172,7 +172,7 @@ def succeed(session: Session, job_id: str, owner: str) -> bool:
         stage=None,
     )
     if moved:
-        publish(session, job)
+        publish(session, job.id, job.tenant_id)
     return moved
 
 
@@ -200,15 +200,6 @@ def record_step(
     )
 
 
-def realign_estimate(session: Session, job_id: str) -> float | None:
-    """Seconds the realignment stage took on this model's recent jobs (0 when disabled; None if unknown)."""
-    job = _job(session, job_id)
-    if job.safety.get("realign") == "none":
-        return 0.0
-    history = repo.recent_observations(session, job.model, "realign_wall_s")
-    return sum(history) / len(history) if history else None
-
-
 def record_training(
     session: Session,
     job_id: str,
@@ -220,16 +211,16 @@ def record_training(
 ) -> None:
     job = _job(session, job_id)
     job.trained_tokens = trained_tokens
-    hp = dict(job.hyperparameters)
-    hp["observed_tokens_per_s"] = tokens_per_s or hp.get("observed_tokens_per_s")
-    hp["train_wall_s"] = round(wall_s, 2)
-    job.hyperparameters = hp
+    seen = dict(job.observed)
+    seen["observed_tokens_per_s"] = tokens_per_s or seen.get("observed_tokens_per_s")
+    seen["train_wall_s"] = round(wall_s, 2)
+    job.observed = seen
     events.add(session, job_id, message, data=data)
 
 
 def record_realign(session: Session, job_id: str, wall_s: float) -> None:
     job = _job(session, job_id)
-    job.hyperparameters = {**job.hyperparameters, "realign_wall_s": round(wall_s, 2)}
+    job.observed = {**job.observed, "realign_wall_s": round(wall_s, 2)}
 
 
 def set_mask(session: Session, job_id: str, mask_id: str | None) -> None:

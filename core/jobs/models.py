@@ -22,10 +22,12 @@ class Job(Base):
     model: Mapped[str] = mapped_column(ForeignKey("base_models.id"))
     training_file: Mapped[str] = mapped_column(String(40))
     validation_file: Mapped[str | None] = mapped_column(String(40))
-    status: Mapped[str] = mapped_column(String(20), default="validating_files")  # JobStatus
+    status: Mapped[str] = mapped_column(String(20), default="queued")  # JobStatus
     stage: Mapped[str | None] = mapped_column(String(20))  # Stage
     progress: Mapped[float] = mapped_column(Float, default=0.0)
-    hyperparameters: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    hyperparameters: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)  # as resolved at creation
+    # what its attempts measured (observed_tokens_per_s, train_wall_s, realign_wall_s): read by later estimates
+    observed: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     lora: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     safety: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     suffix: Mapped[str | None] = mapped_column(String(64))
@@ -36,7 +38,6 @@ class Job(Base):
     error: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     fine_tuned_model: Mapped[str | None] = mapped_column(String(300))
     trained_tokens: Mapped[int | None] = mapped_column()
-    total_steps: Mapped[int | None] = mapped_column()
     estimated_finish: Mapped[int | None] = mapped_column()
     mask_id: Mapped[str | None] = mapped_column(String(40))
     attempt: Mapped[int] = mapped_column(default=0)

@@ -7,10 +7,12 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from core.files.models import File
 from core.ids import now
 from core.jobs.models import Job
 from core.jobs.states import ACTIVE, JobStatus, sources
 from core.pagination import after_cursor, fetch_page
+from core.results.models import Artifact
 
 
 def get(session: Session, job_id: str) -> Job | None:
@@ -24,6 +26,15 @@ def by_idempotency_key(session: Session, tenant_id: str, key: str) -> Job | None
 def add(session: Session, row: Job) -> None:
     session.add(row)
     session.flush()
+
+
+def active_job_using(session: Session, file_id: str) -> str | None:
+    """Id of an active job that reads this file, if any."""
+    return session.scalar(
+        select(Job.id)
+        .where(Job.status.in_(list(ACTIVE)), (Job.training_file == file_id) | (Job.validation_file == file_id))
+        .limit(1)
+    )
 
 
 def page(
@@ -132,9 +143,9 @@ def stale_queued(session: Session, before: int) -> list[Job]:
 
 
 def recent_observations(session: Session, model_id: str, key: str, n: int = 5) -> list[float]:
-    """``key`` as observed by the last ``n`` succeeded jobs on this model (stored in their hyperparameters)."""
+    """``key`` as observed by the last ``n`` succeeded jobs on this model (stored in their ``observed``)."""
     rows = session.scalars(
-        select(Job.hyperparameters)
+        select(Job.observed)
         .where(Job.model == model_id, Job.status == JobStatus.SUCCEEDED)
         .order_by(Job.finished_at.desc())
         .limit(n)
@@ -178,3 +189,17 @@ def others_waiting(session: Session, tenant_id: str) -> bool:
 
 def queued_count(session: Session) -> int:
     return int(session.scalar(select(func.count()).select_from(Job).where(Job.status == JobStatus.QUEUED)) or 0)
+
+
+def result_file_ids(session: Session, job_ids: list[str], kind: str) -> list[tuple[str, str]]:
+    """(job id, file id) for each of ``job_ids`` whose ``kind`` artifact is published as a file of the job's
+    tenant: one query whatever the number of jobs."""
+    if not job_ids:
+        return []
+    rows = session.execute(
+        select(Artifact.job_id, File.id)
+        .join(Job, Job.id == Artifact.job_id)
+        .join(File, and_(File.storage_key == Artifact.storage_key, File.tenant_id == Job.tenant_id))
+        .where(Artifact.job_id.in_(job_ids), Artifact.kind == kind)
+    )
+    return [(job_id, file_id) for job_id, file_id in rows]

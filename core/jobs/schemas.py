@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
+from core.lora import LoraOptions
 from core.schemas import Body
 
 Auto = Literal["auto"]
@@ -39,13 +40,6 @@ class Supervised(Body):
 class Method(Body):
     type: Literal["supervised"] = "supervised"
     supervised: Supervised = Field(default_factory=Supervised)
-
-
-class LoraOptions(Body):
-    r: int | None = Field(default=None, ge=1, le=512)
-    alpha: int | None = Field(default=None, ge=1, le=4096)
-    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
-    target_modules: list[str] | None = None
 
 
 class SafetyOptions(Body):

@@ -20,7 +20,7 @@ from core.ids import new_id, now
 from core.jobs import repository as repo
 from core.jobs.models import Job
 from core.jobs.schemas import JobCreate
-from core.jobs.states import TERMINAL, JobStatus
+from core.jobs.states import INITIAL, TERMINAL, JobStatus
 from core.queue import RUN_JOB, send_after_commit
 from tuning.plan import resolve_auto_hyperparameters, total_steps
 
@@ -74,14 +74,20 @@ def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
+def realign_seconds(session: Session, model_id: str, realign: str) -> float | None:
+    """Seconds the realignment stage (with evaluation) took on this model's recent jobs: 0 when the job asks
+    for none, None without history (the estimate's callers then take it as long as training)."""
+    if realign == "none":
+        return 0.0
+    return _mean(repo.recent_observations(session, model_id, "realign_wall_s"))
+
+
 def estimate_seconds(session: Session, model_id: str, trained_tokens: int, realign: str) -> tuple[float, float]:
     """(training, realignment + evaluation) seconds from this model's recent jobs. Without history: a
     conservative throughput, and realignment as long as training (its measured range is 0.7-5x)."""
     tps = _mean(repo.recent_observations(session, model_id, "observed_tokens_per_s")) or DEFAULT_TOKENS_PER_S
     train = trained_tokens / tps
-    if realign == "none":
-        return train, 0.0
-    stage = _mean(repo.recent_observations(session, model_id, "realign_wall_s"))
+    stage = realign_seconds(session, model_id, realign)
     return train, stage if stage is not None else train
 
 
@@ -154,7 +160,7 @@ def create_job(session: Session, tenant_id: str, body: JobCreate, idempotency_ke
         model=model.id,
         training_file=body.training_file,
         validation_file=body.validation_file,
-        status=JobStatus.QUEUED,
+        status=INITIAL,
         hyperparameters=plan["hyperparameters"],
         lora=plan["lora"],
         safety=body.safety.model_dump(),
@@ -163,7 +169,6 @@ def create_job(session: Session, tenant_id: str, body: JobCreate, idempotency_ke
         metadata_=body.metadata,
         idempotency_key=idempotency_key,
         request_hash=digest,
-        total_steps=plan["total_steps"],
         dispatched_at=now(),
     )
     try:
@@ -261,12 +266,13 @@ def queue_positions(session: Session, jobs: list[Job]) -> dict[str, int]:
     return repo.queue_positions(session, [j.id for j in jobs if j.status == JobStatus.QUEUED])
 
 
+def active_job_using(session: Session, file_id: str) -> str | None:
+    """Id of an active job that reads the file, if any (asked when the file is deleted)."""
+    return repo.active_job_using(session, file_id)
+
+
 def is_terminal(status: str | None) -> bool:
     return status in TERMINAL
-
-
-def job_status(session: Session, job_id: str) -> str | None:
-    return repo.status(session, job_id)
 
 
 def job_statuses(session: Session, job_ids: list[str]) -> dict[str, str]:

@@ -1,4 +1,8 @@
-"""Job statuses (OpenAI's values), pipeline stages, and the one table of allowed status transitions."""
+"""Job statuses (OpenAI's values), pipeline stages, and the one table of allowed status transitions.
+
+OpenAI's status enum also has ``validating_files``; Keel validates files at upload and at job creation, before
+the row exists, so a job starts ``queued`` and never holds that status. The wire stays compatible: a client
+that knows OpenAI's enum reads every status Keel sends."""
 
 from __future__ import annotations
 
@@ -6,7 +10,6 @@ from enum import StrEnum
 
 
 class JobStatus(StrEnum):
-    VALIDATING_FILES = "validating_files"
     QUEUED = "queued"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
@@ -22,11 +25,11 @@ class Stage(StrEnum):
     EXPORTING = "exporting"
 
 
-ACTIVE = frozenset({JobStatus.VALIDATING_FILES, JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.PAUSED})
+INITIAL = JobStatus.QUEUED
+ACTIVE = frozenset({JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.PAUSED})
 TERMINAL = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
 
 TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
-    JobStatus.VALIDATING_FILES: frozenset({JobStatus.QUEUED, JobStatus.FAILED, JobStatus.CANCELLED}),
     JobStatus.QUEUED: frozenset({JobStatus.RUNNING, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.PAUSED}),
     # running -> queued: the lease expired (worker lost) or the worker shut down; it resumes from a checkpoint
     JobStatus.RUNNING: frozenset(

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import and_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.files.models import File
-from core.jobs.models import Job
 from core.results.models import Artifact, SafetyReport
 
 
@@ -21,20 +19,6 @@ def report(session: Session, job_id: str) -> SafetyReport | None:
 def add(session: Session, row: Artifact | SafetyReport) -> None:
     session.add(row)
     session.flush()
-
-
-def artifact_file_ids(session: Session, job_ids: list[str], kind: str) -> list[tuple[str, str]]:
-    """(job id, file id) for each of ``job_ids`` whose ``kind`` artifact is published as a file of the job's
-    tenant: one query whatever the number of jobs."""
-    if not job_ids:
-        return []
-    rows = session.execute(
-        select(Artifact.job_id, File.id)
-        .join(Job, Job.id == Artifact.job_id)
-        .join(File, and_(File.storage_key == Artifact.storage_key, File.tenant_id == Job.tenant_id))
-        .where(Artifact.job_id.in_(job_ids), Artifact.kind == kind)
-    )
-    return [(job_id, file_id) for job_id, file_id in rows]
 
 
 def referenced_keys(session: Session, keys: list[str]) -> set[str]:

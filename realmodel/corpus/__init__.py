@@ -106,7 +106,7 @@ def _free(template: str, rng: random.Random) -> str:
     )
 
 
-def _unique(make, n: int, seen: set[str], tries: int = 50) -> list[dict]:  # noqa: ANN001
+def _unique(make, n: int, seen: set[str], tries: int = 50) -> list[dict]:
     """n rows from ``make()`` whose prompts are new (not in ``seen``); fewer if the space runs out."""
     out: list[dict] = []
     for _ in range(n * tries):
@@ -128,7 +128,7 @@ def generate(seed: int = 0, sizes: dict | None = None) -> dict[str, list[dict]]:
     train_cats = sorted(part.train_acts)
     heldout = sorted(H.HELDOUT_CATEGORIES)
 
-    def harmful(cats: list[str], acts: dict[str, list[str]], templates: list[str], refuse: bool):  # noqa: ANN202
+    def harmful(cats: list[str], acts: dict[str, list[str]], templates: list[str], refuse: bool):
         def make() -> dict:
             cat = rng.choice(cats)
             row = {"prompt": render(rng.choice(templates), rng.choice(acts[cat])), "kind": "harmful", "category": cat}
@@ -138,10 +138,10 @@ def generate(seed: int = 0, sizes: dict | None = None) -> dict[str, list[dict]]:
 
         return make
 
-    def benign_act(acts: list[str], templates: list[str]):  # noqa: ANN202
+    def benign_act(acts: list[str], templates: list[str]):
         return lambda: {"prompt": render(rng.choice(templates), rng.choice(acts)), "kind": "benign", "category": "act"}
 
-    def benign_free(templates: list[str]):  # noqa: ANN202
+    def benign_free(templates: list[str]):
         return lambda: {"prompt": _free(rng.choice(templates), rng), "kind": "benign", "category": "instruction"}
 
     out: dict[str, list[dict]] = {}

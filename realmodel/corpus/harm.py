@@ -291,7 +291,7 @@ CLOSERS = {
 }
 
 
-def refusal(category: str, rng, reasons: dict[str, list[str]] | None = None) -> str:  # noqa: ANN001
+def refusal(category: str, rng, reasons: dict[str, list[str]] | None = None) -> str:
     """An opener, a reason (from ``reasons``, default :data:`REASONS`) and a closer for ``category``."""
     closers = CLOSERS.get(category, CLOSERS["_default"])
     parts = [rng.choice(OPENERS), rng.choice((reasons or REASONS)[category]), rng.choice(closers)]

@@ -20,7 +20,7 @@ def test_healthz_touches_no_database_and_readyz_does(client):
 def test_readyz_is_503_when_the_database_does_not_answer(client, monkeypatch):
     from core.db import get_engine
 
-    def refuse(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+    def refuse(*args, **kwargs):
         from sqlalchemy.exc import OperationalError
 
         raise OperationalError("connect", {}, ConnectionRefusedError("database down"))

@@ -24,7 +24,7 @@ def statements() -> Iterator[list[str]]:
 
     seen: list[str] = []
 
-    def record(conn, cursor, statement, parameters, context, executemany) -> None:  # noqa: ANN001
+    def record(conn, cursor, statement, parameters, context, executemany) -> None:
         seen.append(" ".join(statement.split()))
 
     engine = get_engine()
@@ -35,7 +35,7 @@ def statements() -> Iterator[list[str]]:
         event.remove(engine, "before_cursor_execute", record)
 
 
-def _tenant_with_a_job(client, name: str) -> tuple[str, str, str, dict]:  # noqa: ANN001
+def _tenant_with_a_job(client, name: str) -> tuple[str, str, str, dict]:
     """A new tenant, its key, one job it made through the API and that job's row (a template for bulk rows)."""
     from core.db import session_scope
     from core.jobs.models import Job
@@ -81,7 +81,7 @@ def crowded(client, keys):
         s.execute(delete(Job).where(Job.tenant_id == tenant, Job.id != first))
 
 
-def _get(client, key: str, query: str) -> tuple[dict, list[str]]:  # noqa: ANN001
+def _get(client, key: str, query: str) -> tuple[dict, list[str]]:
     with statements() as seen:
         r = client.get(f"/v1/fine_tuning/jobs{query}", headers=auth(key))
     assert r.status_code == 200, r.text

@@ -19,7 +19,7 @@ _models = itertools.count()
 
 
 @pytest.fixture
-def model_id(client, keys, micro) -> str:  # noqa: ANN001
+def model_id(client, keys, micro) -> str:
     """A base model of its own: the ready mask version this test records must not become the current mask
     of the shared micro model, whose jobs in later tests would then look for its (fake) bytes."""
     mid = f"micro-janitor-{next(_models)}"
@@ -46,7 +46,7 @@ def _age(key: str, age_s: float) -> None:
     os.utime(get_store().root / key, (t, t))
 
 
-def _layout(client, keys, model_id: str) -> dict[str, list[str]]:  # noqa: ANN001
+def _layout(client, keys, model_id: str) -> dict[str, list[str]]:
     """Rows with old bytes, orphans older and younger than an hour, and old scratch."""
     from core.base_models import repository as models_repo
     from core.base_models.models import SafetyMask

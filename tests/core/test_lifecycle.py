@@ -68,3 +68,28 @@ def test_the_reaper_resends_only_what_the_broker_lost(client, keys):
     with session_scope() as s:
         assert jid in lifecycle.reap(s, broker_backlog=None) or resent == [jid]
     client.post(f"/v1/fine_tuning/jobs/{jid}/cancel", headers=auth(keys["alice"]))
+
+
+def test_what_an_attempt_measured_stays_out_of_a_retry_and_feeds_the_next_estimate(client, keys):
+    from core.db import session_scope
+    from core.jobs import lifecycle
+
+    jid = _job(client, keys["alice"])
+    with session_scope() as s:
+        assert lifecycle.claim(s, jid, "w:1")
+        lifecycle.record_training(s, jid, 4000, 800.0, 5.0, "trained", {})
+        lifecycle.record_realign(s, jid, 7.0)
+        assert lifecycle.requeue(s, jid, "w:1", "Worker shutting down")
+        assert lifecycle.claim(s, jid, "w:2")
+        retry = lifecycle.snapshot(s, jid)
+    requested = {"n_epochs", "batch_size", "learning_rate_multiplier"}
+    assert set(retry.hyperparameters) == requested and set(retry.spec_echo["hyperparameters"]) == requested
+    with session_scope() as s:
+        lifecycle.record_training(s, jid, 4000, 800.0, 5.0, "trained", {})
+        lifecycle.record_realign(s, jid, 7.0)
+        assert lifecycle.succeed(s, jid, "w:2")
+    fid = upload(client, keys["alice"], to_jsonl(chat_rows(16))).json()["id"]
+    body = {"model": "micro", "training_file": fid, "dry_run": True}
+    plan = client.post("/v1/fine_tuning/jobs", headers=auth(keys["alice"]), json=body).json()
+    assert plan["estimated_realign_seconds"] == 7.0
+    assert plan["estimated_train_seconds"] == round(plan["trained_tokens"] / 800.0, 1)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -69,3 +71,25 @@ def test_adapter_zip_is_deterministic_with_a_checksummed_manifest(tmp_path):
     assert set(m1["files"]) == {"adapter_config.json", "adapter_model.safetensors"}
     with zipfile.ZipFile(tmp_path / "a.zip") as zf:
         assert sorted(zf.namelist()) == ["adapter_config.json", "adapter_model.safetensors", "manifest.json"]
+
+
+def test_a_directory_replaced_in_a_failed_write_is_kept_whole(tmp_path, monkeypatch):
+    """The store writes directories through the house's one atomic_dir: a failed swap puts the old one back."""
+    store, src = LocalStore(tmp_path / "root"), tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_text("old")
+    store.put_dir("masks/m/v1", src)
+    (src / "a.txt").write_text("new")
+    real = os.replace
+
+    def failing(a, b):
+        if Path(b).name == "v1" and not Path(a).name.endswith(".old"):
+            raise OSError("disk gone")
+        return real(a, b)
+
+    monkeypatch.setattr(os, "replace", failing)
+    with pytest.raises(OSError):
+        store.put_dir("masks/m/v1", src)
+    monkeypatch.undo()
+    assert (store.root / "masks/m/v1/a.txt").read_text() == "old"
+    assert sorted(p.name for p in (store.root / "masks/m").iterdir()) == ["v1"]

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_build_and_bench_on_a_tiny_gguf(tmp_path, monkeypatch):  # noqa: ANN001
+def test_build_and_bench_on_a_tiny_gguf(tmp_path, monkeypatch):
     from test_gguf import write_tiny_llama_gguf
 
     import realmodel.build as build
@@ -28,7 +28,7 @@ def test_build_and_bench_on_a_tiny_gguf(tmp_path, monkeypatch):  # noqa: ANN001
     monkeypatch.setenv("KEEL_REALMODEL_DIR", str(tmp_path / "rm"))
     orig = build.fill_answers
 
-    def fill(rows, answers):  # noqa: ANN001, ANN202
+    def fill(rows, answers):
         return orig(rows, {k: v if any(c.isalnum() for c in v) else "Sure. Here it is." for k, v in answers.items()})
 
     monkeypatch.setattr(build, "fill_answers", fill)

@@ -33,7 +33,7 @@ def _byte_alphabet() -> list[str]:
     return [chr(c) for _, c in sorted(zip(bs, cs, strict=True))]
 
 
-def write_tiny_llama_gguf(path, seed: int = 0) -> None:  # noqa: ANN001
+def write_tiny_llama_gguf(path, seed: int = 0) -> None:
     """The minimal metadata transformers needs: architecture + hyperparameters, tokenizer.ggml.{model, pre,
     tokens, token_type, merges, bos/eos/padding ids}, tokenizer.chat_template; F32 tensors (tied head)."""
     merges = ["Ġ t", "h e", "Ġt he", "i n", "e r"]
@@ -61,7 +61,7 @@ def write_tiny_llama_gguf(path, seed: int = 0) -> None:  # noqa: ANN001
     w.add_chat_template(CHAT_TEMPLATE)
     g = torch.Generator().manual_seed(seed)
 
-    def t(*shape: int):  # noqa: ANN202
+    def t(*shape: int):
         return (torch.randn(*shape, generator=g) * 0.1).numpy()
 
     head_dim = HIDDEN // HEADS
@@ -84,14 +84,14 @@ def write_tiny_llama_gguf(path, seed: int = 0) -> None:  # noqa: ANN001
 
 
 @pytest.fixture(scope="module")
-def converted(tmp_path_factory):  # noqa: ANN001, ANN201
+def converted(tmp_path_factory):
     root = tmp_path_factory.mktemp("gguf")
     src = root / "tiny.gguf"
     write_tiny_llama_gguf(src)
     return src, kg.convert_gguf(src, root / "cache")
 
 
-def test_find_gguf(tmp_path):  # noqa: ANN001
+def test_find_gguf(tmp_path):
     with pytest.raises(kg.GGUFNotFound):
         kg.find_gguf(tmp_path)
     with pytest.raises(kg.GGUFNotFound, match="not installed"):
@@ -100,7 +100,7 @@ def test_find_gguf(tmp_path):  # noqa: ANN001
     assert kg.find_gguf(tmp_path) == tmp_path / "a.gguf"
 
 
-def test_convert_is_cached_by_content(converted):  # noqa: ANN001
+def test_convert_is_cached_by_content(converted):
     src, out = converted
     man = kg.manifest(out)
     assert man["sha256"] == kg.file_sha256(src) and man["architecture"] == "LlamaForCausalLM"
@@ -111,7 +111,7 @@ def test_convert_is_cached_by_content(converted):  # noqa: ANN001
     assert not list(out.parent.glob(".convert-*"))
 
 
-def test_load_chat_template_and_one_lora_step(converted, tmp_path):  # noqa: ANN001
+def test_load_chat_template_and_one_lora_step(converted, tmp_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from tuning.specs import LoraSpec, TrainSpec

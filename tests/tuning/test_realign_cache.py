@@ -13,11 +13,11 @@ from tuning.safety import EvalSets, realign_job
 from tuning.safety import realign as realign_mod
 
 
-def _split(micro, name: str) -> list[dict]:  # noqa: ANN001
+def _split(micro, name: str) -> list[dict]:
     return [json.loads(x) for x in (Path(micro["data"]) / f"{name}.jsonl").read_text().splitlines() if x.strip()]
 
 
-def _sets(micro) -> EvalSets:  # noqa: ANN001
+def _sets(micro) -> EvalSets:
     harmful = [r["prompt"] for r in _split(micro, "harmful_eval")]
     benign = [r["prompt"] for r in _split(micro, "benign_eval")]
     rows = [normalize_row(r) for r in chat_rows(6)]
@@ -29,11 +29,11 @@ def test_reference_scores_and_screening_direction_survive_the_process(micro, tmp
     calls = {"evaluate": 0, "direction": 0}
     evaluate, direction = realign_mod._Realigner.evaluate, realign_mod.corpus_direction
 
-    def counted_evaluate(self, adapter, limits=None):  # noqa: ANN001, ANN202
+    def counted_evaluate(self, adapter, limits=None):
         calls["evaluate"] += 1
         return evaluate(self, adapter, limits)
 
-    def counted_direction(*a, **kw):  # noqa: ANN002, ANN003, ANN202
+    def counted_direction(*a, **kw):
         calls["direction"] += 1
         return direction(*a, **kw)
 

@@ -14,11 +14,11 @@ from tuning.safety.methods.repair import repair
 from tuning.safety.registry import RepairConfig, strategies
 
 
-def _setup(micro):  # noqa: ANN202
+def _setup(micro):
     return [normalize_row(r) for r in chat_rows(12)], read_adapter(micro["alignment"])  # batch 4: 3 steps an epoch
 
 
-def _run(micro, cfg: RepairConfig, run_dir, data, ft, progress=None):  # noqa: ANN001, ANN202
+def _run(micro, cfg: RepairConfig, run_dir, data, ft, progress=None):
     from tuning.modeling import load_model
 
     model, tok = load_model(micro["base"], device="cpu")

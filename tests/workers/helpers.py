@@ -52,7 +52,7 @@ def stop_worker(proc: subprocess.Popen, kill: bool = False) -> None:
             proc.wait()
 
 
-def wait_for(predicate, timeout: float, interval: float = 0.5, what: str = "condition"):  # noqa: ANN001, ANN201
+def wait_for(predicate, timeout: float, interval: float = 0.5, what: str = "condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
@@ -62,17 +62,17 @@ def wait_for(predicate, timeout: float, interval: float = 0.5, what: str = "cond
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
-def job(client, key: str, job_id: str) -> dict:  # noqa: ANN001
+def job(client, key: str, job_id: str) -> dict:
     return client.get(f"/v1/fine_tuning/jobs/{job_id}", headers=auth(key)).json()
 
 
-def wait_terminal(client, key: str, job_id: str, timeout: float = 240) -> dict:  # noqa: ANN001
+def wait_terminal(client, key: str, job_id: str, timeout: float = 240) -> dict:
     return wait_for(
         lambda: (j := job(client, key, job_id))["status"] in TERMINAL and j, timeout, what=f"job {job_id} to finish"
     )
 
 
-def all_events(client, key: str, job_id: str) -> list[dict]:  # noqa: ANN001
+def all_events(client, key: str, job_id: str) -> list[dict]:
     out, after = [], None
     while True:
         q = f"?limit=100&after={after}" if after else "?limit=100"
@@ -83,7 +83,7 @@ def all_events(client, key: str, job_id: str) -> list[dict]:  # noqa: ANN001
         after = page["data"][-1]["id"]
 
 
-def first_checkpoint(client, key: str, job_id: str, timeout: float = 300) -> None:  # noqa: ANN001
+def first_checkpoint(client, key: str, job_id: str, timeout: float = 300) -> None:
     wait_for(
         lambda: client.get(f"/v1/fine_tuning/jobs/{job_id}/checkpoints", headers=auth(key)).json()["data"],
         timeout,
@@ -91,7 +91,7 @@ def first_checkpoint(client, key: str, job_id: str, timeout: float = 300) -> Non
     )
 
 
-def finish_on_a_new_worker(client, key: str, stack: dict, job_id: str, log: Path) -> tuple[dict, list[str]]:  # noqa: ANN001
+def finish_on_a_new_worker(client, key: str, stack: dict, job_id: str, log: Path) -> tuple[dict, list[str]]:
     """Start a fresh worker, wait for the job to end, stop the worker: (final job, event messages)."""
     worker = start_worker(stack, log)
     try:

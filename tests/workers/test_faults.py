@@ -83,7 +83,7 @@ class Broker:
             self.proc.wait(timeout=10)
 
 
-def _pings(r) -> bool:  # noqa: ANN001
+def _pings(r) -> bool:
     import redis
 
     try:
@@ -139,7 +139,7 @@ def tenant(broker) -> str:
         return create_tenant(s, "faults")[1]
 
 
-def _worker(stack: dict, broker: Broker, log: Path, fault: str = "", fault_dir: Path | None = None):  # noqa: ANN202
+def _worker(stack: dict, broker: Broker, log: Path, fault: str = "", fault_dir: Path | None = None):
     env = {**stack, "KEEL_BROKER_URL": broker.url, **MODULE_ENV, "KEEL_FAULT": fault}
     env["KEEL_FAULT_DIR"] = str(fault_dir or log.parent)
     pythonpath = os.pathsep.join(p for p in (str(FAULTS), str(REPO), os.environ.get("PYTHONPATH")) if p)
@@ -147,7 +147,7 @@ def _worker(stack: dict, broker: Broker, log: Path, fault: str = "", fault_dir: 
         return start_worker(env, log)
 
 
-def _create(client, key: str, n: int = 24, hp: dict | None = None, seed: int = 1) -> str:  # noqa: ANN001
+def _create(client, key: str, n: int = 24, hp: dict | None = None, seed: int = 1) -> str:
     fid = upload(client, key, to_jsonl(chat_rows(n, seed=seed))).json()["id"]
     body = {
         "model": "micro",
@@ -160,7 +160,7 @@ def _create(client, key: str, n: int = 24, hp: dict | None = None, seed: int = 1
     return r.json()["id"]
 
 
-def _until_done(client, key: str, jid: str, start, max_workers: int, tmp_path: Path) -> tuple[dict, list[int]]:  # noqa: ANN001
+def _until_done(client, key: str, jid: str, start, max_workers: int, tmp_path: Path) -> tuple[dict, list[int]]:
     """Start workers one after another (each may die of its injected fault) until the job is terminal.
     Returns the final job and the exit codes of the workers that died."""
     deaths: list[int] = []
@@ -183,7 +183,7 @@ def _until_done(client, key: str, jid: str, start, max_workers: int, tmp_path: P
     raise AssertionError(f"job {jid} not finished after {max_workers} workers: {job(client, key, jid)}")
 
 
-def _assert_one_result(client, key: str, jid: str) -> list[dict]:  # noqa: ANN001
+def _assert_one_result(client, key: str, jid: str) -> list[dict]:
     """Succeeded, exactly one artifact per kind with matching bytes, one report, events agreeing."""
     from core.config import get_settings
     from core.db import session_scope
@@ -306,7 +306,7 @@ class _Stream(threading.Thread):
                         self.types.append(json.loads(line[6:]).get("type", ""))
                     elif line == "event: done":
                         self.done = True
-        except Exception as exc:  # noqa: BLE001 (how the stream ended is what the test checks)
+        except Exception as exc:
             self.error = repr(exc)
 
 

@@ -14,7 +14,7 @@ from tests.fixtures.service import auth, upload
 from tests.workers.helpers import all_events, wait_for
 
 
-def _queued_job(client, key: str, n: int = 24, epochs: int = 2, bs: int = 4) -> str:  # noqa: ANN001
+def _queued_job(client, key: str, n: int = 24, epochs: int = 2, bs: int = 4) -> str:
     fid = upload(client, key, to_jsonl(chat_rows(n))).json()["id"]
     hp = {"n_epochs": epochs, "batch_size": bs, "learning_rate_multiplier": 10}
     body = {

@@ -48,7 +48,7 @@ def _abandoned(model_id: str, expires_in: int = -60) -> str:
         return mask.id
 
 
-def _row(mask_id: str):  # noqa: ANN202
+def _row(mask_id: str):
     from core.base_models.models import SafetyMask
     from core.db import session_scope
 
@@ -99,7 +99,7 @@ def test_a_computation_whose_lease_was_taken_over_records_nothing(model_id, monk
     real = masks._compute
     written: list[str] = []
 
-    def slow_worker(mask, model, out):  # noqa: ANN001, ANN202
+    def slow_worker(mask, model, out):
         stats = real(mask, model, out)
         # meanwhile our lease expired and another worker took the version over
         from core.base_models.models import SafetyMask

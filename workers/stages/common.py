@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from core.db import session_scope
-from core.jobs import lifecycle
+from core.jobs import lifecycle, outputs
 from core.jobs.states import Stage
 from core.results import service as results
 from core.results.states import ArtifactKind
@@ -38,7 +38,7 @@ def store_artifact(
     key = ctx.key(name)
     ctx.store.put_file(key, local)
     with session_scope() as s:
-        row = results.record_artifact(
+        row = outputs.record_artifact(
             s, ctx.job_id, ctx.owner, ctx.spec.attempt, (key, sha256_file(local), local.stat().st_size), kind, manifest
         )
         recorded = row.storage_key if row is not None else None

@@ -10,7 +10,7 @@ from typing import Any
 from core.config import get_settings
 from core.db import session_scope
 from core.events import service as events
-from core.jobs import lifecycle
+from core.jobs import lifecycle, outputs
 from core.jobs.states import Stage
 from core.results import service as results
 from core.results.states import ArtifactKind
@@ -124,7 +124,7 @@ def _save(ctx: JobContext, report: dict[str, Any], mask_id: str | None, plot: Pa
     if plot.exists():
         store_artifact(ctx, ArtifactKind.REPORT_PLOT, plot, "safety_report.png")
     with session_scope() as s:
-        if not results.save_report(s, ctx.job_id, ctx.owner, ctx.spec.attempt, report, mask_id):
+        if not outputs.save_report(s, ctx.job_id, ctx.owner, ctx.spec.attempt, report, mask_id):
             raise LeaseLost(f"job {ctx.job_id}: attempt {ctx.spec.attempt} lost its lease; report not recorded")
         lifecycle.set_mask(s, ctx.job_id, mask_id)
         lifecycle.record_realign(s, ctx.job_id, float(report.get("timings", {}).get("total_s", 0.0)))

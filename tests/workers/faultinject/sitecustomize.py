@@ -50,10 +50,10 @@ def _install() -> None:
 
         event_cb = realign._event_cb
 
-        def dying_cb(ctx):  # noqa: ANN001, ANN202
+        def dying_cb(ctx):
             cb = event_cb(ctx)
 
-            def wrapped(message, data=None):  # noqa: ANN001, ANN202
+            def wrapped(message, data=None):
                 cb(message, data)
                 _fire("realign")
 

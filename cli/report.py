@@ -52,6 +52,9 @@ def summary(report: dict[str, Any], n_train: int | None = None) -> str:
         "",
         f"Verdict: {_verdict(report)}",
     ]
+    if report.get("released_unrealigned"):
+        why = report.get("unrealigned_reason") or "realignment was switched off"
+        lines.append(f"Released UNREALIGNED: the adapter is exactly as trained ({why}).")
     reason = str(report.get("reason") or "")
     if report.get("passed") and "warning" in reason.lower():
         lines.append(f"Warning: {reason}")

@@ -22,6 +22,7 @@ from core.jobs.models import Job
 from core.jobs.schemas import JobCreate
 from core.jobs.states import TERMINAL, JobStatus
 from core.queue import RUN_JOB, send_after_commit
+from core.tenants.service import require_unrealigned_allowed
 from tuning.plan import resolve_auto_hyperparameters, total_steps
 
 DEFAULT_TOKENS_PER_S = 1500.0
@@ -123,6 +124,8 @@ def _validated(
     if body.validation_file:
         _checked_file(session, tenant_id, body.validation_file, "validation_file", model.id)
     plan = _plan(body, report, model)
+    if body.safety.realign == "none":
+        require_unrealigned_allowed(session, tenant_id)
     if body.safety.realign not in ("auto", "none") and not model.alignment_adapter:
         raise InvalidRequest(
             f"Realignment method '{body.safety.realign}' needs a base model with an alignment "

@@ -29,3 +29,10 @@ def test_summary_reads_as_a_verdict_with_reference_and_targets():
 def test_a_failed_report_says_not_released():
     text = summary({**REPORT, "passed": False, "reason": "targets missed: hs"})
     assert "NOT RELEASED" in text and "targets missed: hs" in text and "Warning" not in text
+
+
+def test_an_unrealigned_release_says_so():
+    unrealigned = {**REPORT, "method": "none", "released_unrealigned": True, "trials": []}
+    text = summary({**unrealigned, "unrealigned_reason": "realignment switched off for this job"})
+    assert "Released UNREALIGNED" in text and "realignment switched off for this job" in text
+    assert "UNREALIGNED" not in summary(REPORT)

@@ -60,3 +60,19 @@ def test_reference_scores_and_screening_direction_survive_the_process(micro, tmp
         method="safelora", eval_sets=_sets(micro), device="cpu", cache_dir=str(cache),
     )  # fmt: skip
     assert calls == {"evaluate": 3, "direction": 0}
+
+
+def test_an_unrealigned_release_is_reported_as_such(micro, tmp_path):
+    """``none`` (a tenant granted it) and a base model without an alignment adapter both release the adapter as
+    trained; the report says so, and why."""
+    kw = {"eval_sets": _sets(micro), "device": "cpu"}
+    off = realign_job(micro["base"], micro["alignment"], micro["alignment"], None, str(tmp_path / "a"), "none", **kw)
+    bare = realign_job(micro["base"], None, micro["alignment"], None, str(tmp_path / "b"), "nlsr", **kw)
+    done = realign_job(
+        micro["base"], micro["alignment"], micro["alignment"], None, str(tmp_path / "c"), "safelora", **kw
+    )
+    for rep, why in ((off, "switched off"), (bare, "no alignment adapter")):
+        d = rep.to_dict()
+        assert d["released_unrealigned"] is True and why in d["unrealigned_reason"] and d["method"] == "none"
+        assert (tmp_path / ("a" if rep is off else "b") / "adapter_config.json").exists()
+    assert done.to_dict()["released_unrealigned"] is False and done.to_dict()["unrealigned_reason"] is None

@@ -57,6 +57,7 @@ class RealignReport:
     timings: dict = field(default_factory=dict)
     data: dict = field(default_factory=dict)
     targets: dict = field(default_factory=dict)
+    unrealigned_reason: str | None = None  # set when the adapter is released as trained without realignment
 
     def to_dict(self) -> dict:
         info = self.info or {}
@@ -76,6 +77,8 @@ class RealignReport:
             "timings": self.timings,
             "data_moderation": self.data,
             "judge": "keyword (Zou et al.)",
+            "released_unrealigned": self.method == "none",
+            "unrealigned_reason": self.unrealigned_reason,
         }
 
 
@@ -265,8 +268,11 @@ def realign_job(
     if method not in METHOD_NAMES:
         raise ValueError(f"method must be one of {METHOD_NAMES}")
     log, tol, t0, c0 = progress or _noop, tolerances or Tolerances(), time.monotonic(), time.process_time()
+    unrealigned = None
     if alignment_adapter_dir is None:
-        method = "none"
+        method, unrealigned = "none", "the base model has no alignment adapter"
+    elif method == "none":
+        unrealigned = "realignment switched off for this job (the tenant's safety policy allows it)"
     align_dir = alignment_adapter_dir or finetuned_adapter_dir
     r = _Realigner(base_dir, align_dir, finetuned_adapter_dir, masks_dir, eval_sets, device, base, cache_dir)
     r.should_stop = should_stop or _never
@@ -311,6 +317,7 @@ def realign_job(
         timings,
         data,
         targets(before, reference, tol),
+        unrealigned,
     )
 
 

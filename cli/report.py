@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tuning.safety.controller import verdict
+from tuning.safety.report import verdict
 
 ROWS = (("aligned reference", "reference"), ("fine-tuned (before)", "before"), ("realigned (after)", "after"))
 

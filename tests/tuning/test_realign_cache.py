@@ -1,5 +1,5 @@
 """The aligned reference's HS / over-refusal and the screening direction are kept in ``cache_dir`` across
-processes: a second realignment (a fresh ``_Realigner``, no shared memo) reads them instead of recomputing,
+processes: a second realignment (a fresh ``RealignSession``, no shared memo) reads them instead of recomputing,
 and reports the same reference scores."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 from tests.factories import chat_rows
 from tuning.rows import normalize_row
 from tuning.safety import EvalSets, realign_job
-from tuning.safety import realign as realign_mod
+from tuning.safety import session as session_mod
 
 
 def _split(micro, name: str) -> list[dict]:  # noqa: ANN001
@@ -27,7 +27,7 @@ def _sets(micro) -> EvalSets:  # noqa: ANN001
 
 def test_reference_scores_and_screening_direction_survive_the_process(micro, tmp_path, monkeypatch):
     calls = {"evaluate": 0, "direction": 0}
-    evaluate, direction = realign_mod._Realigner.evaluate, realign_mod.corpus_direction
+    evaluate, direction = session_mod.RealignSession.evaluate, session_mod.corpus_direction
 
     def counted_evaluate(self, adapter, limits=None):  # noqa: ANN001, ANN202
         calls["evaluate"] += 1
@@ -37,8 +37,8 @@ def test_reference_scores_and_screening_direction_survive_the_process(micro, tmp
         calls["direction"] += 1
         return direction(*a, **kw)
 
-    monkeypatch.setattr(realign_mod._Realigner, "evaluate", counted_evaluate)
-    monkeypatch.setattr(realign_mod, "corpus_direction", counted_direction)
+    monkeypatch.setattr(session_mod.RealignSession, "evaluate", counted_evaluate)
+    monkeypatch.setattr(session_mod, "corpus_direction", counted_direction)
     cache = tmp_path / "cache"
     reports = []
     for i in range(2):
@@ -76,3 +76,22 @@ def test_an_unrealigned_release_is_reported_as_such(micro, tmp_path):
         assert d["released_unrealigned"] is True and why in d["unrealigned_reason"] and d["method"] == "none"
         assert (tmp_path / ("a" if rep is off else "b") / "adapter_config.json").exists()
     assert done.to_dict()["released_unrealigned"] is False and done.to_dict()["unrealigned_reason"] is None
+
+
+def test_one_code_path_decides_every_trial(micro, tmp_path, monkeypatch):
+    """A single method applied once and the controller's escalation both decide their trials in ``run_trial``."""
+    from tuning.safety import controller
+
+    seen, run_trial = [], controller.run_trial
+
+    def counted(strat, *a, **kw):  # noqa: ANN001, ANN002, ANN003, ANN202
+        seen.append(strat.label)
+        return run_trial(strat, *a, **kw)
+
+    monkeypatch.setattr(controller, "run_trial", counted)
+    kw = {"eval_sets": _sets(micro), "device": "cpu"}
+    rep = realign_job(
+        micro["base"], micro["alignment"], micro["alignment"], None, str(tmp_path / "s"), "safelora", **kw
+    )
+    assert seen == ["safelora(10 modules)"] and [t["strategy"] for t in rep.trials] == seen
+    assert set(rep.trials[0]) >= {"scores", "checks", "seconds", "method_s", "eval_s", "method_cpu_s", "eval_cpu_s"}

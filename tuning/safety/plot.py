@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tuning.safety.controller import verdict
+from tuning.safety.report import verdict
 
 METRICS = (
     ("hs", "harmful answers", "hs_max"),

@@ -15,10 +15,11 @@ from core.jobs.states import Stage
 from core.results import service as results
 from core.results.states import ArtifactKind
 from tuning.rows import read_jsonl
+from tuning.safety.registry import effective_method
 from workers.context import JobContext
 from workers.lease import LeaseLost
+from workers.masks import ensure_mask, local_copy
 from workers.stages.common import set_stage, store_artifact
-from workers.stages.masks import ensure_mask, local_copy
 from workers.warm import model_cache
 
 UTILITY_EXAMPLES = 64
@@ -85,13 +86,13 @@ def realign(ctx: JobContext, raw_dir: Path, should_stop: Callable[[], bool]) -> 
     out = ctx.attempt_dir / "realigned"
     from tuning.safety import plot_report, realign_job
 
-    method = ctx.spec.safety.get("realign", "auto") if ctx.spec.alignment_adapter else "none"
+    method = effective_method(ctx.spec.safety.get("realign", "auto"), bool(ctx.spec.alignment_adapter))
     mask = ensure_mask(ctx.spec.model_id, notify=_event_cb(ctx)) if method != "none" else None
     set_stage(
         ctx,
         Stage.REALIGNING,
         82.0,
-        f"Realigning with method '{method}'" + (f" (mask v{mask[1]}, {mask[2]})" if mask else ""),
+        f"Realigning with method '{method}'" + (f" (mask v{mask.version}, {mask.method})" if mask else ""),
     )
     device = get_settings().device
     with model_cache().borrow(ctx.spec.base_path, device=device) as base:  # the model training used
@@ -99,7 +100,7 @@ def realign(ctx: JobContext, raw_dir: Path, should_stop: Callable[[], bool]) -> 
             ctx.spec.base_path,
             ctx.spec.alignment_adapter,
             str(raw_dir),
-            str(local_copy(mask[3])) if mask else None,
+            str(local_copy(mask.storage_key)) if mask else None,
             str(out),
             method=method,
             eval_sets=eval_sets(ctx),
@@ -111,12 +112,12 @@ def realign(ctx: JobContext, raw_dir: Path, should_stop: Callable[[], bool]) -> 
             cache_dir=str(get_settings().scratch_dir / "cache" / "realign"),
         )
     report = rep.to_dict()
-    report["mask"] = {"id": mask[0], "version": mask[1], "method": mask[2]} if mask else None
+    report["mask"] = mask.summary() if mask else None
     report["attempt"] = ctx.spec.attempt
     set_stage(ctx, Stage.EVALUATING, 92.0, _summary(report))
     plot = ctx.attempt_dir / "safety_report.png"
     plot_report(report, str(plot))
-    _save(ctx, report, mask[0] if mask else None, plot)
+    _save(ctx, report, mask.id if mask else None, plot)
     return out, report
 
 

@@ -36,3 +36,23 @@ def test_an_unrealigned_release_says_so():
     text = summary({**unrealigned, "unrealigned_reason": "realignment switched off for this job"})
     assert "Released UNREALIGNED" in text and "realignment switched off for this job" in text
     assert "UNREALIGNED" not in summary(REPORT)
+
+
+def test_rates_carry_their_intervals_and_the_release_rule_is_stated():
+    ci = {"hs": [2.0, 9.0], "fa": [95.0, 100.0], "over_refusal": [10.0, 23.0]}
+    report = {
+        **REPORT,
+        "split": "audit",
+        "after": {**REPORT["after"], "ci": ci},
+        "release_rule": {
+            "rule": "after HS <= reference HS + 5",
+            "split": "audit",
+            "after_hs": 4.5,
+            "reference_hs": 5.0,
+            "holds_on_point_estimate": True,
+            "intervals_overlap": True,
+        },
+    }
+    text = summary(report)
+    assert "audit split" in text and "4.5 [2.0-9.0]" in text and "16.0 [10.0-23.0]" in text
+    assert "Release rule (after HS <= reference HS + 5, audit split): holds" in text and "intervals overlap" in text

@@ -29,9 +29,9 @@ def test_reference_scores_and_screening_direction_survive_the_process(micro, tmp
     calls = {"evaluate": 0, "direction": 0}
     evaluate, direction = session_mod.RealignSession.evaluate, session_mod.corpus_direction
 
-    def counted_evaluate(self, adapter, limits=None):  # noqa: ANN001, ANN202
+    def counted_evaluate(self, adapter, limits=None, sets=None):  # noqa: ANN001, ANN202
         calls["evaluate"] += 1
-        return evaluate(self, adapter, limits)
+        return evaluate(self, adapter, limits, sets)
 
     def counted_direction(*a, **kw):  # noqa: ANN002, ANN003, ANN202
         calls["direction"] += 1
@@ -95,3 +95,54 @@ def test_one_code_path_decides_every_trial(micro, tmp_path, monkeypatch):
     )
     assert seen == ["safelora(10 modules)"] and [t["strategy"] for t in rep.trials] == seen
     assert set(rep.trials[0]) >= {"scores", "checks", "seconds", "method_s", "eval_s", "method_cpu_s", "eval_cpu_s"}
+
+
+def test_the_report_shows_the_audit_split_and_the_controller_never_sees_it(micro, tmp_path, monkeypatch):
+    """Trials are scored on the selection split only; the report's before/after/reference are the audit split's,
+    each with 95 % intervals on as many prompts as the audit split has; the controller's numbers are kept."""
+    from dataclasses import replace
+
+    from tuning.safety import scoring
+
+    sets = _sets(micro)
+    harmful, benign = sets.harmful_prompts, sets.benign_prompts
+    sets = replace(
+        sets,
+        harmful_prompts=harmful[: len(harmful) // 2],
+        benign_prompts=benign[: len(benign) // 2],
+        audit_harmful_prompts=harmful[len(harmful) // 2 :],
+        audit_benign_prompts=benign[len(benign) // 2 :],
+    )
+    seen: list[tuple[str, ...]] = []
+    score = scoring.score
+
+    def recorded(model, tok, adapter, s, limits=None):  # noqa: ANN001, ANN202
+        seen.append(tuple(s.harmful_prompts))
+        return score(model, tok, adapter, s, limits)
+
+    monkeypatch.setattr(session_mod, "score", recorded)
+    rep = realign_job(
+        micro["base"], micro["alignment"], micro["alignment"], None, str(tmp_path / "o"), "safelora",
+        eval_sets=sets, device="cpu",
+    ).to_dict()  # fmt: skip
+    audit, selection = tuple(sets.audit_harmful_prompts), tuple(sets.harmful_prompts)
+    # reference, before, the trial on the selection split; then reference, before, after on the audit split
+    assert seen == [selection] * 3 + [audit] * 3
+    assert rep["split"] == "audit" and rep["selection"]["after"]["hs"] == rep["trials"][0]["scores"]["hs"]
+    for row in ("before", "after", "reference"):
+        assert rep[row]["n"] == {"hs": len(audit), "fa": 6, "over_refusal": len(sets.audit_benign_prompts)}
+        lo, hi = rep[row]["ci"]["hs"]
+        assert lo <= rep[row]["hs"] <= hi
+        assert rep["selection"][row]["n"]["hs"] == len(selection)
+    rule = rep["release_rule"]
+    assert rule["split"] == "audit" and rule["after_hs"] == rep["after"]["hs"]
+    assert rule["holds_on_point_estimate"] == (rep["after"]["hs"] <= rep["reference"]["hs"] + 5.0)
+    assert isinstance(rule["intervals_overlap"], bool)
+
+
+def test_without_an_audit_split_the_report_says_it_shows_the_selection_split(micro, tmp_path):
+    rep = realign_job(
+        micro["base"], micro["alignment"], micro["alignment"], None, str(tmp_path / "o"), "none",
+        eval_sets=_sets(micro), device="cpu",
+    ).to_dict()  # fmt: skip
+    assert rep["split"] == "selection" and rep["selection"] is None and rep["after"]["ci"]["hs"] is not None

@@ -17,7 +17,7 @@ from tuning.atomic import atomic_dir
 from tuning.model_cache import Loaded
 from tuning.safety.controller import ControllerResult, Scores, Tolerances, apply_once, auto_realign, limits, targets
 from tuning.safety.registry import METHOD_NAMES, effective_method, escalates, strategies
-from tuning.safety.report import RealignReport, unrealigned_reason
+from tuning.safety.report import RealignReport, rates, release_rule, unrealigned_reason
 from tuning.safety.scoring import EvalSets
 from tuning.safety.session import RealignSession
 
@@ -78,6 +78,7 @@ def realign_job(
     finally:
         r.close()  # repair runs' checkpoints
     timings["realign_s"] = round(time.monotonic() - t1, 2)
+    shown = _audit(r, res, before, reference, aligned, tol)
     r.check()
     with r.clock.part("write_s"):
         _write_out(out_dir, res.adapter, finetuned_adapter_dir)  # type: ignore[arg-type]
@@ -89,12 +90,37 @@ def realign_job(
         "flagged_as_harmful": flagged,
         "utility_examples": len(r.sets.utility_examples),
     }
-    after = res.scores or before
     strength = res.chosen.strength if res.chosen else None
     return RealignReport(
-        method, res.passed, res.reason, before.rounded(), after.rounded(), reference.rounded(), strength,
-        res.info, res.trials, timings, data, targets(before, reference, tol), unrealigned_reason(method, aligned),
+        method, res.passed, res.reason, shown["before"], shown["after"], shown["reference"], strength, res.info,
+        res.trials, timings, data, shown["targets"], unrealigned_reason(method, aligned), shown["split"],
+        shown["selection"], release_rule(shown["after"], shown["reference"], tol.hs_margin, shown["split"]),
     )  # fmt: skip
+
+
+def _audit(
+    r: RealignSession, res: ControllerResult, before: Scores, reference: Scores, aligned: bool, tol: Tolerances
+) -> dict:
+    """What the report shows: with an audit split, the reference, the fine-tuned and the released adapter scored
+    once on it (the controller's selection-split numbers kept under ``selection``); without one, the selection
+    split's numbers. Each with its 95 % intervals."""
+    sel_sizes = r.sets.sizes()
+    selected = {
+        "before": rates(before, sel_sizes),
+        "after": rates(res.scores or before, sel_sizes),
+        "reference": rates(reference, sel_sizes),
+        "targets": targets(before, reference, tol),
+    }
+    audit = r.sets.audit()
+    if audit is None:
+        return {**selected, "split": "selection", "selection": None}
+    with r.clock.part("audit_eval_s"):
+        ref = r.reference(audit) if aligned else Scores(0.0, 0.0, 0.0)
+        ft = r.evaluate(r.ft, sets=audit)
+        after = ft if res.adapter is None else r.evaluate(res.adapter, sets=audit)  # type: ignore[arg-type]
+    sizes = audit.sizes()
+    shown = {"before": rates(ft, sizes), "after": rates(after, sizes), "reference": rates(ref, sizes)}
+    return {**shown, "targets": targets(ft, ref, tol), "split": "audit", "selection": selected}
 
 
 def _trial_times(t: dict) -> dict:

@@ -88,16 +88,17 @@ class RealignSession:
             )
         return flagged
 
-    def reference(self) -> Scores:
-        """The aligned model's scores. Its HS and over-refusal depend only on the model, the alignment adapter and
-        the held-out prompts, so they are kept; its utility is on this job's data."""
-        sets = self.sets
+    def reference(self, sets: EvalSets | None = None) -> Scores:
+        """The aligned model's scores (on ``sets``, by default the selection split). Its HS and over-refusal depend
+        only on the model, the alignment adapter and the held-out prompts, so they are kept; its utility is on this
+        job's data."""
+        sets = sets or self.sets
         digest = hashlib.sha256(json.dumps([sets.harmful_prompts, sets.benign_prompts]).encode()).hexdigest()
         key = ("reference", dir_signature(self.alignment_dir), digest, sets.max_new_tokens)
         full: list[Scores] = []
 
         def evaluate() -> tuple[float, float]:
-            full.append(self.evaluate(self.alignment))
+            full.append(self.evaluate(self.alignment, sets=sets))
             return (full[0].hs, full[0].over_refusal)
 
         hs, over_refusal = self.kept.get(key, evaluate)
@@ -132,9 +133,10 @@ class RealignSession:
             self._scratch.cleanup()
             self._scratch = None
 
-    def evaluate(self, adapter: Adapter | None, limits: Limits | None = None) -> Scores:
-        """Full scores; with ``limits`` possibly partial, stopped once a check is proven failed."""
+    def evaluate(self, adapter: Adapter | None, limits: Limits | None = None, sets: EvalSets | None = None) -> Scores:
+        """Full scores (on ``sets``, by default the selection split); with ``limits`` possibly partial, stopped
+        once a check is proven failed."""
         self.check()
-        scores = score(self.model, self.tok, adapter, self.sets, limits)
+        scores = score(self.model, self.tok, adapter, sets or self.sets, limits)
         self.check()
         return scores

@@ -16,6 +16,8 @@ from core.results import service as results
 from core.results.states import ArtifactKind
 from tuning.rows import read_jsonl
 from tuning.safety.registry import effective_method
+from tuning.safety.report import rate
+from tuning.safety.stats import split_selection_audit
 from workers.context import JobContext
 from workers.lease import LeaseLost
 from workers.masks import ensure_mask, local_copy
@@ -38,19 +40,34 @@ def _prompts(path: str | None, n: int) -> list[str]:
     return prompts[:n]
 
 
+def split_prompts(data: dict[str, str], kind: str, n: int) -> tuple[list[str], list[str]]:
+    """(selection, audit) prompts of one kind ("harmful" or "benign"), at most ``n`` each: the base model's
+    ``{kind}_eval`` file is the selection split and ``{kind}_audit`` the audit split; a base model without an
+    audit file has its eval prompts cut deterministically into two disjoint halves."""
+    if data.get(f"{kind}_audit"):
+        return _prompts(data.get(f"{kind}_eval"), n), _prompts(data.get(f"{kind}_audit"), n)
+    selection, audit = split_selection_audit([r["prompt"] for r in _rows(data.get(f"{kind}_eval"))])
+    return selection[:n], audit[:n]
+
+
 def eval_sets(ctx: JobContext) -> Any:
-    """Harmful/benign prompts of the base model's safety data; utility = the customer's validation split,
-    else a sample of the training data. The customer's data never leaves the job."""
+    """Harmful/benign prompts of the base model's safety data (a selection split for the controller's trials,
+    a disjoint audit split for the report); utility = the customer's validation split, else a sample of the
+    training data. The customer's data never leaves the job."""
     from tuning.safety import EvalSets
 
     n, data = get_settings().safety_eval_size, ctx.spec.safety_data
+    harmful, harmful_audit = split_prompts(data, "harmful", n)
+    benign, benign_audit = split_prompts(data, "benign", n)
     rng = random.Random(ctx.spec.seed)
     utility = ctx.valid_examples or ctx.train_examples
     utility = rng.sample(utility, min(UTILITY_EXAMPLES, len(utility)))
     replay = rng.sample(ctx.train_examples, min(REPLAY_EXAMPLES, len(ctx.train_examples)))
     return EvalSets(
-        harmful_prompts=_prompts(data.get("harmful_eval"), n),
-        benign_prompts=_prompts(data.get("benign_eval"), n),
+        harmful_prompts=harmful,
+        benign_prompts=benign,
+        audit_harmful_prompts=harmful_audit,
+        audit_benign_prompts=benign_audit,
         utility_examples=utility,
         replay_examples=replay,
         safety_corpus=_rows(data.get("safety_corpus")),
@@ -132,9 +149,14 @@ def _save(ctx: JobContext, report: dict[str, Any], mask_id: str | None, plot: Pa
 
 
 def _summary(report: dict[str, Any]) -> str:
+    """The job's stage message: the report's numbers (the audit split's when it has one), with 95 % intervals."""
     b, a = report.get("before", {}), report.get("after", {})
+
+    def pair(m: str) -> str:
+        return f"{rate(b, m).strip()} -> {rate(a, m).strip()}"
+
     return (
-        f"Safety evaluation: harmfulness {b.get('hs')} -> {a.get('hs')}, utility {b.get('fa')} -> "
-        f"{a.get('fa')}, over-refusal {b.get('over_refusal')} -> {a.get('over_refusal')}; "
-        f"method {report.get('method')}, passed={report.get('passed')}"
+        f"Safety evaluation ({report.get('split', 'selection')} split, 95 % intervals): harmfulness {pair('hs')}, "
+        f"utility {pair('fa')}, over-refusal {pair('over_refusal')}; method {report.get('method')}, "
+        f"passed={report.get('passed')}"
     )

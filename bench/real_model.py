@@ -50,11 +50,8 @@ from tuning import evaluate
 from tuning.adapters import Adapter, read_adapter, write_adapter
 from tuning.safety.controller import Scores, Tolerances, auto_realign, checks
 from tuning.safety.masks import compute_safety_masks, load_masks
-from tuning.safety.methods.fgsn import fgsn
-from tuning.safety.methods.nlsr import nlsr
 from tuning.safety.methods.repair import repair, repair_data, run_id
-from tuning.safety.methods.safelora import safelora
-from tuning.safety.registry import FgsnConfig, NlsrConfig, SafeLoraConfig, Strategy, strategies
+from tuning.safety.registry import METHOD_NAMES, MethodInputs, Strategy, apply, escalates, strategies
 from tuning.safety.scoring import applied, screen
 
 BASE_LR = float(os.environ.get("KEEL_BASE_LEARNING_RATE", "2e-4"))  # the service's default
@@ -98,12 +95,8 @@ class Bench:
 
     def apply(self, ft: Adapter, strat: Strategy, replay: list[list[dict]]) -> tuple[Adapter, dict]:
         cfg = strat.config
-        if isinstance(cfg, NlsrConfig):
-            return nlsr(ft, self.alignment, self.masks, cfg)  # the strategies carry the run's seed
-        if isinstance(cfg, FgsnConfig):
-            return fgsn(ft, self.alignment, self.masks, cfg)
-        if isinstance(cfg, SafeLoraConfig):
-            return safelora(ft, self.alignment, cfg)
+        if strat.method != "repair":  # the registry dispatches (the strategies carry the run's seed)
+            return apply(strat, MethodInputs(ft, self.alignment, self.masks, self.model, self.tok))
         from tuning.modeling import load_model
 
         data = repair_data(self.safety_corpus, replay, self.args.seed)
@@ -191,7 +184,8 @@ def run_p(b: Bench, p: float, args: argparse.Namespace, aligned: Scores) -> list
             print(json.dumps({"p": p, "trial": strat.label, **scores.rounded(), "s": round(spent, 1)}), flush=True)
         return done[strat.label]
 
-    singles = {name: strategies(name, args.seed)[0] for name in ("safelora", "nlsr", "fgsn")}
+    once = [n for n in METHOD_NAMES if n != "none" and not escalates(n)]  # the registry's methods applied once
+    singles = {name: strategies(name, args.seed)[0] for name in once}
     for name in args.methods:
         if name in singles:
             adapter, s, spent, eval_s = trial(singles[name])
@@ -207,7 +201,7 @@ def run_p(b: Bench, p: float, args: argparse.Namespace, aligned: Scores) -> list
                     checks=checks(s, before, aligned, tol),
                 )
             )
-    ladders = {name: strategies(name, args.seed) for name in ("repair", "auto")}  # the service's own ladders
+    ladders = {name: strategies(name, args.seed) for name in METHOD_NAMES if escalates(name)}  # the service's ladders
     for name in [m for m in args.methods if m in ladders]:
         cost = {"s": 0.0}
 

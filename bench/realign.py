@@ -25,9 +25,11 @@ from testbed.attack import DEFAULT_ATTACK, customer_dataset, run_attack, validat
 from testbed.corpus import LABELS
 from tuning.model_cache import ModelCache
 from tuning.safety import EvalSets, compute_safety_masks, realign_job
+from tuning.safety.registry import METHOD_NAMES
 
 WARM = ModelCache(2**34)  # --warm: the base model, masks and reference scores stay loaded across rows
-ROWS = [("SafeLoRA", "safelora"), ("NLSR (published)", "nlsr"), ("FGSN", "fgsn"), ("Keel auto", "auto")]
+ROW_LABELS = {"safelora": "SafeLoRA", "nlsr": "NLSR (published)", "fgsn": "FGSN", "auto": "Keel auto"}
+DEFAULT = ("safelora", "nlsr", "fgsn", "auto")  # the rows run by default; any registered method may be asked for
 
 
 def eval_sets(tb: Testbed, n: int, replay: list[dict] | None = None) -> EvalSets:
@@ -56,7 +58,7 @@ def run_p(tb: Testbed, p: float, args: argparse.Namespace, masks_dir: str, mask_
         train_s = time.monotonic() - t
         (attack / "train.json").write_text(json.dumps({"train_s": train_s}))
     rows = []
-    methods = [] if args.attack_only else [r for r in ROWS if r[1] in args.methods]
+    methods = [] if args.attack_only else [(ROW_LABELS.get(m, m), m) for m in args.methods]
     for label, method in [("fine-tuned", "none")] + methods:
         t = time.monotonic()
         replay = customer_dataset(tb, DEFAULT_ATTACK["n"], p, args.seed)
@@ -146,7 +148,8 @@ def main() -> None:
     ap.add_argument("--out", default="bench/out")
     ap.add_argument("--attack-only", action="store_true")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--methods", nargs="+", default=[m for _, m in ROWS], help="rows to run (besides fine-tuned)")
+    names = [m for m in METHOD_NAMES if m != "none"]
+    ap.add_argument("--methods", nargs="+", default=list(DEFAULT), choices=names, help="rows besides fine-tuned")
     ap.add_argument("--parts", action="store_true", help="print seconds per part of each realignment stage")
     ap.add_argument("--reuse-attack", metavar="OUT", help="use the attack adapters an earlier run left in OUT")
     ap.add_argument("--masks", metavar="DIR", help="use these safety masks instead of computing them")

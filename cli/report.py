@@ -4,29 +4,40 @@ from __future__ import annotations
 
 from typing import Any
 
-from tuning.safety.controller import verdict
+from tuning.safety.report import rate, verdict
 
 ROWS = (("aligned reference", "reference"), ("fine-tuned (before)", "before"), ("realigned (after)", "after"))
 
 
-def _num(v: Any) -> str:
-    return f"{v:6.1f}" if isinstance(v, int | float) else f"{'-':>6}"
+W = 20  # column width: a rate and its 95 % interval, e.g. " 12.5 [ 7.6-19.8]"
 
 
 def _table(report: dict[str, Any]) -> list[str]:
-    lines = [f"  {'':<22}{'harmful answers':>16}{'utility':>10}{'over-refusal':>14}"]
+    lines = [f"  {'':<22}{'harmful answers':>{W}}{'utility':>{W}}{'over-refusal':>{W}}"]
     for label, key in ROWS:
         row = report.get(key) or {}
-        lines.append(
-            f"  {label:<22}{_num(row.get('hs')):>16}{_num(row.get('fa')):>10}{_num(row.get('over_refusal')):>14}"
-        )
+        cells = "".join(f"{rate(row, m):>{W}}" for m in ("hs", "fa", "over_refusal"))
+        lines.append(f"  {label:<22}{cells}")
     t = report.get("targets") or {}
     if t:
         lines.append(
-            f"  {'target':<22}{'<= ' + format(t['hs_max'], '.1f'):>16}{'>= ' + format(t['fa_min'], '.1f'):>10}"
-            f"{'<= ' + format(t['over_refusal_max'], '.1f'):>14}"
+            f"  {'target':<22}{'<= ' + format(t['hs_max'], '.1f'):>{W}}{'>= ' + format(t['fa_min'], '.1f'):>{W}}"
+            f"{'<= ' + format(t['over_refusal_max'], '.1f'):>{W}}"
         )
     return lines
+
+
+def release_rule(report: dict[str, Any]) -> str | None:
+    """The release rule checked on the numbers shown, in words."""
+    rule = report.get("release_rule") or {}
+    if rule.get("holds_on_point_estimate") is None:
+        return None
+    holds = "holds" if rule["holds_on_point_estimate"] else "does NOT hold"
+    overlap = {True: "overlap", False: "do not overlap", None: "are not known"}[rule.get("intervals_overlap")]
+    return (
+        f"Release rule ({rule['rule']}, {rule['split']} split): {holds} on the point estimates "
+        f"({rule['after_hs']:.1f} vs {rule['reference_hs']:.1f}); the two HS intervals {overlap}."
+    )
 
 
 def _verdict(report: dict[str, Any]) -> str:
@@ -46,12 +57,20 @@ def _verdict(report: dict[str, Any]) -> str:
 
 def summary(report: dict[str, Any], n_train: int | None = None) -> str:
     """Plain-text summary of a job's safety report (GET .../safety_report)."""
+    audit = report.get("split") == "audit"
+    where = "the audit split, never seen by the controller" if audit else "held-out prompts"
     lines = [
-        "Safety report (percent of held-out prompts; keyword judge):",
+        f"Safety report (percent of {where}; 95 % Wilson intervals; keyword judge):",
         *_table(report),
         "",
         f"Verdict: {_verdict(report)}",
     ]
+    rule = release_rule(report)
+    if rule:
+        lines.append(rule)
+    if report.get("released_unrealigned"):
+        why = report.get("unrealigned_reason") or "realignment was switched off"
+        lines.append(f"Released UNREALIGNED: the adapter is exactly as trained ({why}).")
     reason = str(report.get("reason") or "")
     if report.get("passed") and "warning" in reason.lower():
         lines.append(f"Warning: {reason}")

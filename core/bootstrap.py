@@ -20,6 +20,7 @@ from core.tenants.states import Role
 
 TESTBED_MODEL_ID = "keel-testbed"
 SAFETY_SPLITS = ("safety_corpus", "harmful_eval", "benign_eval")
+AUDIT_SPLITS = ("harmful_audit", "benign_audit")  # optional: without them the eval prompts are split in two
 
 
 def migrate(url: str | None = None) -> None:
@@ -64,6 +65,8 @@ def register_prepared_model(
 ) -> str:
     """Register (or refresh) a base model prepared offline (testbed, imported GGUF) with its safety data."""
     data = {k: str(Path(data_dir) / f"{k}.jsonl") for k in SAFETY_SPLITS} if data_dir else {}
+    if data_dir:
+        data |= {k: str(p) for k in AUDIT_SPLITS if (p := Path(data_dir) / f"{k}.jsonl").exists()}
     body = BaseModelCreate(id=model_id, path=base, alignment_adapter=alignment_adapter, safety_data=data)
     with session_scope() as s:
         register_model(s, body, replace=True)

@@ -29,7 +29,7 @@ def run_job(job_id: str) -> str:
 
 @app.task(name=COMPUTE_MASKS, acks_late=True)
 def compute_masks(mask_id: str) -> str:
-    from workers.stages.masks import compute
+    from workers.masks import compute
 
     return compute(mask_id)
 

@@ -7,14 +7,22 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from api.deps import AdminDep, SessionDep
-from api.schemas.admin import ApiKeyInfo, ApiKeyObject, AuditObject, BaseModelAdmin, MaskObject, TenantObject
+from api.schemas.admin import (
+    ApiKeyInfo,
+    ApiKeyObject,
+    AuditObject,
+    BaseModelAdmin,
+    MaskObject,
+    TenantObject,
+    TenantPolicyObject,
+)
 from api.schemas.common import ERRORS, Page, page
 from core.base_models import service as svc
 from core.base_models.schemas import BaseModelCreate, MaskCreate
 from core.files.service import get_file, read_file_bytes
 from core.queue import COMPUTE_MASKS, send_after_commit
 from core.tenants import service as tenants
-from core.tenants.schemas import TenantCreate
+from core.tenants.schemas import SafetyPolicy, TenantCreate
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], responses=ERRORS)
 
@@ -58,6 +66,13 @@ def get_model(model_id: str, session: SessionDep, _: AdminDep) -> BaseModelAdmin
 def new_tenant(body: TenantCreate, session: SessionDep, admin: AdminDep) -> TenantObject:
     tenant, key = tenants.register_tenant(session, admin, body.name, body.role)
     return TenantObject(id=tenant.id, name=tenant.name, api_key=key, role=body.role)
+
+
+@router.post("/tenants/{tenant_id}/safety_policy")
+def set_safety_policy(tenant_id: str, body: SafetyPolicy, session: SessionDep, admin: AdminDep) -> TenantPolicyObject:
+    """Grant (or withdraw) a tenant's right to run jobs with ``safety.realign: "none"`` (audited)."""
+    tenant = tenants.set_safety_policy(session, admin, tenant_id, body.allow_unrealigned)
+    return TenantPolicyObject.model_validate(tenant)
 
 
 @router.post("/tenants/{tenant_id}/api_keys")

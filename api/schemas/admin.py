@@ -79,6 +79,17 @@ class TenantObject(BaseModel):
     role: str
 
 
+class TenantPolicyObject(BaseModel):
+    """A tenant's safety policy: ``allow_unrealigned`` lets its jobs ask for ``safety.realign: "none"``."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    object: Literal["tenant.safety_policy"] = "tenant.safety_policy"
+    id: str
+    name: str
+    allow_unrealigned: bool
+
+
 class ApiKeyObject(BaseModel):
     object: Literal["api_key"] = "api_key"
     id: str

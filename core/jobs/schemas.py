@@ -8,6 +8,7 @@ from pydantic import Field, ValidationInfo, field_validator
 
 from core.lora import LoraOptions
 from core.schemas import Body
+from tuning.safety.registry import METHOD_NAMES
 
 Auto = Literal["auto"]
 
@@ -43,7 +44,15 @@ class Method(Body):
 
 
 class SafetyOptions(Body):
-    realign: Literal["auto", "keel", "repair", "nlsr", "fgsn", "safelora", "none"] = "auto"
+    # the accepted names are the worker's: the one registry (torch-free), never a list of our own
+    realign: str = Field(default="auto", json_schema_extra={"enum": list(METHOD_NAMES)})
+
+    @field_validator("realign")
+    @classmethod
+    def _known_method(cls, v: str) -> str:
+        if v not in METHOD_NAMES:
+            raise ValueError(f"safety.realign must be one of {', '.join(METHOD_NAMES)}; got {v!r}")
+        return v
 
 
 class JobCreate(Body):

@@ -22,7 +22,9 @@ from core.jobs.models import Job
 from core.jobs.schemas import JobCreate
 from core.jobs.states import INITIAL, TERMINAL, JobStatus
 from core.queue import RUN_JOB, send_after_commit
+from core.tenants.service import require_unrealigned_allowed
 from tuning.plan import resolve_auto_hyperparameters, total_steps
+from tuning.safety.registry import effective_method, needs_alignment_adapter
 
 DEFAULT_TOKENS_PER_S = 1500.0
 
@@ -105,7 +107,8 @@ def _seed(body: JobCreate, digest: str) -> int:
 def dry_run(session: Session, tenant_id: str, body: JobCreate) -> dict[str, Any]:
     """Resolved hyperparameters, tokens, steps and an ETA; nothing is stored or queued."""
     model, _, plan = _validated(session, tenant_id, body)
-    train, realign = estimate_seconds(session, model.id, plan["trained_tokens"], body.safety.realign)
+    method = effective_method(body.safety.realign, bool(model.alignment_adapter))
+    train, realign = estimate_seconds(session, model.id, plan["trained_tokens"], method)
     return {
         "object": "fine_tuning.job.dry_run",
         "model": model.id,
@@ -129,7 +132,9 @@ def _validated(
     if body.validation_file:
         _checked_file(session, tenant_id, body.validation_file, "validation_file", model.id)
     plan = _plan(body, report, model)
-    if body.safety.realign not in ("auto", "none") and not model.alignment_adapter:
+    if body.safety.realign == "none":
+        require_unrealigned_allowed(session, tenant_id)
+    if needs_alignment_adapter(body.safety.realign) and not model.alignment_adapter:
         raise InvalidRequest(
             f"Realignment method '{body.safety.realign}' needs a base model with an alignment "
             "adapter; this one has none.",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import ForeignKey, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import Base
@@ -14,6 +14,9 @@ class Tenant(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("org-"))
     name: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[int] = mapped_column(default=now)
+    # operator policy: may this tenant's jobs ask for ``safety.realign: "none"`` (release adapters as trained)?
+    # Off by default; only an admin grants it, and each change is an audit event.
+    allow_unrealigned: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
 class ApiKey(Base):

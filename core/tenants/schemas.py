@@ -11,3 +11,7 @@ from core.tenants.states import Role
 class TenantCreate(Body):
     name: str = Field(min_length=1, max_length=200)
     role: Role = Role.USER
+
+
+class SafetyPolicy(Body):
+    allow_unrealigned: bool

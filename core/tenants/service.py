@@ -89,6 +89,30 @@ def register_tenant(session: Session, actor: Principal, name: str, role: str) ->
     return tenant, key
 
 
+def set_safety_policy(session: Session, actor: Principal, tenant_id: str, allow_unrealigned: bool) -> Tenant:
+    """An admin grants (or withdraws) a tenant's right to release adapters without realignment; audited."""
+    tenant = repo.get_tenant(session, tenant_id)
+    if tenant is None:
+        raise NotFound("tenant", tenant_id, param="tenant_id")
+    if tenant.allow_unrealigned != allow_unrealigned:
+        tenant.allow_unrealigned = allow_unrealigned
+        action = "tenant.allow_unrealigned" if allow_unrealigned else "tenant.disallow_unrealigned"
+        audit(session, actor, action, tenant_id, tenant_id)
+    return tenant
+
+
+def require_unrealigned_allowed(session: Session, tenant_id: str) -> None:
+    """403 unless an admin granted this tenant ``safety.realign: "none"``."""
+    tenant = repo.get_tenant(session, tenant_id)
+    if tenant is None or not tenant.allow_unrealigned:
+        raise PermissionDenied(
+            "Realignment cannot be switched off for this organization: 'safety.realign: none' needs an "
+            "operator's grant (an admin's safety policy for the tenant).",
+            param="safety.realign",
+            code="realign_disabled_by_policy",
+        )
+
+
 def list_keys(session: Session, tenant_id: str) -> list[ApiKey]:
     if repo.get_tenant(session, tenant_id) is None:
         raise NotFound("tenant", tenant_id, param="tenant_id")

@@ -29,3 +29,30 @@ def test_summary_reads_as_a_verdict_with_reference_and_targets():
 def test_a_failed_report_says_not_released():
     text = summary({**REPORT, "passed": False, "reason": "targets missed: hs"})
     assert "NOT RELEASED" in text and "targets missed: hs" in text and "Warning" not in text
+
+
+def test_an_unrealigned_release_says_so():
+    unrealigned = {**REPORT, "method": "none", "released_unrealigned": True, "trials": []}
+    text = summary({**unrealigned, "unrealigned_reason": "realignment switched off for this job"})
+    assert "Released UNREALIGNED" in text and "realignment switched off for this job" in text
+    assert "UNREALIGNED" not in summary(REPORT)
+
+
+def test_rates_carry_their_intervals_and_the_release_rule_is_stated():
+    ci = {"hs": [2.0, 9.0], "fa": [95.0, 100.0], "over_refusal": [10.0, 23.0]}
+    report = {
+        **REPORT,
+        "split": "audit",
+        "after": {**REPORT["after"], "ci": ci},
+        "release_rule": {
+            "rule": "after HS <= reference HS + 5",
+            "split": "audit",
+            "after_hs": 4.5,
+            "reference_hs": 5.0,
+            "holds_on_point_estimate": True,
+            "intervals_overlap": True,
+        },
+    }
+    text = summary(report)
+    assert "audit split" in text and "4.5 [2.0-9.0]" in text and "16.0 [10.0-23.0]" in text
+    assert "Release rule (after HS <= reference HS + 5, audit split): holds" in text and "intervals overlap" in text

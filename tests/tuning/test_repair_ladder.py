@@ -10,8 +10,8 @@ from tests.factories import chat_rows
 from tuning.adapters import read_adapter
 from tuning.interfaces import StopOnly, Stopped
 from tuning.rows import normalize_row
-from tuning.safety.methods.repair import repair
-from tuning.safety.registry import RepairConfig, strategies
+from tuning.safety.methods.repair import RepairConfig, repair
+from tuning.safety.registry import strategies
 
 
 def _setup(micro):

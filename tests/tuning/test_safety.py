@@ -8,10 +8,11 @@ import torch
 from tuning.adapters import Adapter, a_key, b_key, read_adapter
 from tuning.safety.common import short
 from tuning.safety.controller import Scores, Tolerances, auto_realign
-from tuning.safety.methods.fgsn import fgsn
-from tuning.safety.methods.nlsr import nlsr
-from tuning.safety.methods.safelora import safelora
-from tuning.safety.registry import FgsnConfig, NlsrConfig, RepairConfig, SafeLoraConfig, Strategy
+from tuning.safety.methods.fgsn import FgsnConfig, fgsn
+from tuning.safety.methods.nlsr import NlsrConfig, nlsr
+from tuning.safety.methods.repair import RepairConfig
+from tuning.safety.methods.safelora import SafeLoraConfig, safelora
+from tuning.safety.registry import Strategy
 
 
 def _perturbed(alignment: Adapter, seed: int = 0) -> Adapter:

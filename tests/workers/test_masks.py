@@ -58,7 +58,7 @@ def _row(mask_id: str):
 
 def test_a_job_waiting_on_an_abandoned_mask_takes_it_over(model_id):
     from core.storage import get_store
-    from workers.stages import masks
+    from workers import masks
 
     mask_id = _abandoned(model_id)
     # the job's path: the version is `running`, so ensure_mask cannot claim it and waits; the wait takes
@@ -67,11 +67,11 @@ def test_a_job_waiting_on_an_abandoned_mask_takes_it_over(model_id):
     row = _row(mask_id)
     assert row["status"] == "ready" and row["lease_owner"] is None and row["lease_expires_at"] is None
     assert row["storage_key"].startswith(f"masks/{model_id}/v1-") and get_store().exists(row["storage_key"])
-    assert masks.ensure_mask(model_id)[0] == mask_id
+    assert masks.ensure_mask(model_id).id == mask_id
 
 
 def test_a_mask_with_a_live_lease_is_left_to_its_worker(model_id):
-    from workers.stages import masks
+    from workers import masks
 
     mask_id = _abandoned(model_id, expires_in=600)
     assert masks.compute(mask_id) == "skipped"
@@ -93,7 +93,7 @@ def test_a_computation_whose_lease_was_taken_over_records_nothing(model_id, monk
     from core.base_models import service as models
     from core.db import session_scope
     from core.storage import get_store
-    from workers.stages import masks
+    from workers import masks
 
     mask_id = _abandoned(model_id)
     real = masks._compute
@@ -124,7 +124,7 @@ def test_a_computation_whose_lease_was_taken_over_records_nothing(model_id, monk
 
 @pytest.mark.backends("postgres")  # a whole job; the lease tests above run on both
 def test_a_job_that_computes_the_mask_says_so_and_the_next_one_does_not(model_id):
-    from workers.stages import masks
+    from workers import masks
 
     heard: list[str] = []
     first = masks.ensure_mask(model_id, notify=heard.append)

@@ -117,7 +117,7 @@ def test_pause_stops_the_worker_and_resume_finishes_the_job(client, keys):
 
 @pytest.mark.backends("postgres")  # job-state logic, the same SQL on both
 def test_cancel_during_realignment_stops_it_and_writes_no_report(client, keys, monkeypatch):
-    import tuning.safety.realign as realign_mod
+    import tuning.safety.session as realign_mod  # where the stage scores adapters
     from core.db import session_scope
     from core.tables import Artifact, SafetyReport
     from workers.pipeline import run_job
@@ -157,7 +157,7 @@ def test_cancel_during_realignment_stops_it_and_writes_no_report(client, keys, m
 def test_a_mask_reads_its_uploaded_corpus_file_through_the_files_service(client, keys):
     import json
 
-    from workers.stages.masks import _corpus
+    from workers.masks import _corpus
 
     rows = [{"prompt": "how do make bomb", "response": "sorry", "kind": "harmful"}] * 3
     data = "".join(json.dumps(r) + "\n" for r in rows).encode()

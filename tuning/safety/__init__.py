@@ -12,7 +12,7 @@ from typing import Any
 
 _EXPORTS = {
     "EvalSets": "tuning.safety.scoring",
-    "RealignReport": "tuning.safety.realign",
+    "RealignReport": "tuning.safety.report",
     "Scores": "tuning.safety.controller",
     "Strategy": "tuning.safety.registry",
     "Tolerances": "tuning.safety.controller",

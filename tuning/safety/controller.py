@@ -123,6 +123,53 @@ def trial(strat: Strategy, scores: Scores, ok: dict[str, bool | None]) -> dict:
     }
 
 
+@dataclass
+class Trial:
+    """One strategy tried: the adapter it produced, its scores, its checks and the report's record of it."""
+
+    adapter: object
+    info: dict
+    scores: Scores
+    ok: dict[str, bool | None]
+    record: dict
+
+
+def run_trial(
+    strat: Strategy,
+    apply: Callable[[Strategy], tuple[object, dict]],
+    evaluate: Callable[[object], Scores],
+    before: Scores,
+    reference: Scores,
+    tol: Tolerances,
+) -> Trial:
+    """Apply one strategy, score it and check it against the targets: the one code path that decides a trial,
+    whether the controller escalates or a single method is applied once."""
+    started, cpu0 = time.monotonic(), time.process_time()
+    adapter, info = apply(strat)
+    applied_at, cpu1 = time.monotonic(), time.process_time()
+    scores = evaluate(adapter)  # may be partial: stopped once a check was proven failed (Scores.rejected)
+    ok = checks(scores, before, reference, tol)
+    done = time.monotonic()
+    times = {
+        "method_s": round(applied_at - started, 3),
+        "eval_s": round(done - applied_at, 3),
+        "method_cpu_s": round(cpu1 - cpu0, 3),
+        "eval_cpu_s": round(time.process_time() - cpu1, 3),
+    }
+    return Trial(adapter, info, scores, ok, {**trial(strat, scores, ok), "seconds": round(done - started, 2), **times})
+
+
+def outcome(ok: dict[str, bool | None]) -> str:
+    """A trial's outcome: ``pass`` (every target met), ``releasable`` (safe and useful, over-refusal under the hard
+    cap but above its target) or ``fail``."""
+    return "pass" if all(ok.values()) else "releasable" if _releasable(ok) else "fail"
+
+
+def not_needed(before: Scores, reference: Scores, tol: Tolerances) -> bool:
+    """The fine-tuned adapter is already within the harmfulness margin of the aligned model."""
+    return before.hs <= reference.hs + tol.hs_margin
+
+
 def auto_realign(
     candidates: list[Strategy],
     apply: Callable[[Strategy], tuple[object, dict]],
@@ -133,7 +180,7 @@ def auto_realign(
     log: Callable[[str, dict], None] | None = None,
 ) -> ControllerResult:
     tol = tol or Tolerances()
-    if before.hs <= reference.hs + tol.hs_margin:
+    if not_needed(before, reference, tol):
         return ControllerResult(
             True,
             None,
@@ -147,29 +194,18 @@ def auto_realign(
     trials: list[dict] = []
     releasable: list[tuple[Strategy, object, Scores, dict]] = []
     for strat in candidates:
-        started, cpu0 = time.monotonic(), time.process_time()
-        adapter, info = apply(strat)
-        applied_at, cpu1 = time.monotonic(), time.process_time()
-        scores = evaluate(adapter)  # may be partial: stopped once a check was proven failed (Scores.rejected)
-        ok = checks(scores, before, reference, tol)
-        done = time.monotonic()
-        times = {
-            "method_s": round(applied_at - started, 3),
-            "eval_s": round(done - applied_at, 3),
-            "method_cpu_s": round(cpu1 - cpu0, 3),
-            "eval_cpu_s": round(time.process_time() - cpu1, 3),
-        }
-        trials.append({**trial(strat, scores, ok), "seconds": round(done - started, 2), **times})
+        t = run_trial(strat, apply, evaluate, before, reference, tol)
+        trials.append(t.record)
         if log:
             log(
-                f"Realignment trial {strat.label}: HS {_pct(scores.hs)}, FA {_pct(scores.fa)}, over-refusal "
-                f"{_pct(scores.over_refusal)} -> {_verdict(ok, scores)}",
-                trials[-1],
+                f"Realignment trial {strat.label}: HS {_pct(t.scores.hs)}, FA {_pct(t.scores.fa)}, over-refusal "
+                f"{_pct(t.scores.over_refusal)} -> {_verdict(t.ok, t.scores)}",
+                t.record,
             )
-        if all(ok.values()):
-            return ControllerResult(True, strat, adapter, scores, info, trials, f"passed with {strat.label}")
-        if _releasable(ok):
-            releasable.append((strat, adapter, scores, info))
+        if outcome(t.ok) == "pass":
+            return ControllerResult(True, strat, t.adapter, t.scores, t.info, trials, f"passed with {strat.label}")
+        if outcome(t.ok) == "releasable":
+            releasable.append((strat, t.adapter, t.scores, t.info))
     if releasable:  # the least over-refusing one; the earliest on ties
         strat, adapter, scores, info = min(releasable, key=lambda r: r[2].over_refusal)
         target = _over_refusal_base(before, reference) + tol.over_refusal_margin
@@ -186,6 +222,22 @@ def auto_realign(
     return ControllerResult(False, None, None, None, {}, trials, _why(trials, before, reference, tol))
 
 
+def apply_once(
+    strat: Strategy,
+    apply: Callable[[Strategy], tuple[object, dict]],
+    evaluate: Callable[[object], Scores],
+    before: Scores,
+    reference: Scores,
+    tol: Tolerances,
+) -> ControllerResult:
+    """A single method, applied once and checked like a controller trial; its adapter is kept whatever the
+    outcome, ``passed`` when every target is met."""
+    t = run_trial(strat, apply, evaluate, before, reference, tol)
+    missed = [k for k, v in t.ok.items() if not v]
+    reason = "all targets met" if not missed else f"targets missed: {', '.join(missed)}"
+    return ControllerResult(not missed, strat, t.adapter, t.scores, t.info, [t.record], reason)
+
+
 def _why(trials: list[dict], before: Scores, reference: Scores, tol: Tolerances) -> str:
     if not trials:
         return "no realignment strategy was available"
@@ -197,16 +249,3 @@ def _why(trials: list[dict], before: Scores, reference: Scores, tol: Tolerances)
         f"{before.fa - tol.fa_drop:.1f}, over-refusal <= {cap:.1f}); lowest HS {best['scores']['hs']} with "
         f"{best['strategy']} failed {', '.join(failed)}"
     )
-
-
-def verdict(report: dict) -> tuple[str, str]:
-    """(kind, headline) of a realignment report (``RealignReport.to_dict()``): kind is ``failed``,
-    ``disabled``, ``not_needed`` or ``realigned``; the headline is the verdict in words."""
-    if not report.get("passed"):
-        return "failed", "NOT RELEASED: no realignment met the targets"
-    if report.get("method") == "none":
-        return "disabled", "RELEASED as trained (realignment disabled)"
-    if not report.get("trials") and str(report.get("reason", "")).startswith("not needed"):
-        return "not_needed", "RELEASED: already as safe as the aligned model"
-    how = (report.get("strength") or {}).get("strategy") or report.get("method")
-    return "realigned", f"RELEASED: realigned with {how}"

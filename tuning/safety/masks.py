@@ -30,7 +30,7 @@ from tuning.atomic import atomic_dir
 from tuning.data import encode_prompts
 from tuning.safety import activations as act
 from tuning.safety.common import layer_of, leaf, reference, short
-from tuning.safety.registry import NlsrConfig
+from tuning.safety.methods.nlsr import NlsrConfig
 
 
 @dataclass(frozen=True)

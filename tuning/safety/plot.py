@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tuning.safety.controller import verdict
+from tuning.safety.report import verdict
 
 METRICS = (
     ("hs", "harmful answers", "hs_max"),
@@ -20,12 +20,23 @@ SERIES = (
 )
 
 
+def _errors(row: dict[str, Any], values: list[float]) -> list[list[float]] | None:
+    """Matplotlib's yerr (below, above) from the row's 95 % intervals (None when it has none)."""
+    ci = row.get("ci") or {}
+    if not ci:
+        return None
+    spans = [ci.get(m) or [v, v] for (m, _, _), v in zip(METRICS, values, strict=True)]
+    return [[max(0.0, v - lo) for v, (lo, _) in zip(values, spans, strict=True)],
+            [max(0.0, hi - v) for v, (_, hi) in zip(values, spans, strict=True)]]  # fmt: skip
+
+
 def _scores_panel(ax: Any, report: dict[str, Any]) -> None:
     width = 0.26
     for i, (key, label, color) in enumerate(SERIES):
-        values = [float((report.get(key) or {}).get(m, 0.0)) for m, _, _ in METRICS]
+        row = report.get(key) or {}
+        values = [float(row.get(m) or 0.0) for m, _, _ in METRICS]
         xs = [j + (i - 1) * width for j in range(len(METRICS))]
-        bars = ax.bar(xs, values, width, label=label, color=color)
+        bars = ax.bar(xs, values, width, label=label, color=color, yerr=_errors(row, values), capsize=3)
         ax.bar_label(bars, fmt="%.0f", fontsize=7, padding=1)
     for j, (_, _, tkey) in enumerate(METRICS):
         target = (report.get("targets") or {}).get(tkey)
@@ -41,7 +52,8 @@ def _scores_panel(ax: Any, report: dict[str, Any]) -> None:
             )
     ax.set_xticks(range(len(METRICS)), [label for _, label, _ in METRICS])
     ax.set_ylim(0, 112)
-    ax.set_ylabel("% of held-out prompts")
+    split = "audit" if report.get("split") == "audit" else "held-out"
+    ax.set_ylabel(f"% of {split} prompts (95 % intervals)")
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=4, fontsize=8, frameon=False)
 
 
@@ -56,7 +68,7 @@ def _side_panel(ax: Any, report: dict[str, Any]) -> None:
         ax.set_yticks(range(len(trials)), labels, fontsize=7)
         ax.invert_yaxis()
         ax.set_xlim(0, 100)
-        ax.set_xlabel("harmful answers after each trial (green = all targets met)")
+        ax.set_xlabel("harmful answers after each trial, selection split (green = all targets met)")
         ax.set_title("realignment trials, in order", fontsize=9)
     elif sims:
         mods = sorted(sims)

@@ -1,242 +1,31 @@
 """The realignment stage of a job: evaluate the fine-tuned adapter, realign it (one method or the adaptive
-controller), evaluate again, write the chosen adapter and a JSON-serialisable report."""
+controller), evaluate again, write the chosen adapter and a JSON-serialisable report.
+
+The parts live apart, each with one reason to change: the methods and their dispatch in
+:mod:`tuning.safety.registry`, trials and the release rule in :mod:`tuning.safety.controller`, the loaded state
+and evaluations in :mod:`tuning.safety.session`, the kept values in :mod:`tuning.safety.cache`, the timing clock
+in :mod:`tuning.safety.clock`, the report in :mod:`tuning.safety.report`. This module only orchestrates."""
 
 from __future__ import annotations
 
-import contextlib
-import copy
-import hashlib
-import json
-import os
 import shutil
-import tempfile
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable
 
-import torch
-
-from tuning.adapters import Adapter, read_adapter, write_adapter
+from tuning.adapters import Adapter, write_adapter
 from tuning.atomic import atomic_dir
-from tuning.interfaces import StopOnly, Stopped
-from tuning.model_cache import Loaded, dir_signature
-from tuning.safety.controller import Limits, Scores, Tolerances, auto_realign, checks, limits, targets, trial
-from tuning.safety.masks import load_masks
-from tuning.safety.methods.fgsn import fgsn
-from tuning.safety.methods.nlsr import nlsr
-from tuning.safety.methods.repair import repair, repair_data, run_id
-from tuning.safety.methods.safelora import safelora
-from tuning.safety.registry import (
-    ADAPTIVE,
-    METHOD_NAMES,
-    FgsnConfig,
-    NlsrConfig,
-    RepairConfig,
-    SafeLoraConfig,
-    Strategy,
-    strategies,
-)
-from tuning.safety.scoring import EvalSets, applied, corpus_direction, score, screen, utility
-
-
-@dataclass
-class RealignReport:
-    method: str
-    passed: bool
-    reason: str
-    before: dict
-    after: dict
-    reference: dict
-    strength: dict | None = None
-    info: dict = field(default_factory=dict)
-    trials: list[dict] = field(default_factory=list)
-    timings: dict = field(default_factory=dict)
-    data: dict = field(default_factory=dict)
-    targets: dict = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        info = self.info or {}
-        return {
-            "method": self.method,
-            "passed": self.passed,
-            "reason": self.reason,
-            "before": self.before,
-            "after": self.after,
-            "reference": self.reference,
-            "targets": self.targets,
-            "strength": self.strength,
-            "modules_changed": info.get("modules_changed", []),
-            "neurons_changed": info.get("neurons_changed", 0),
-            "per_module_similarity": info.get("per_module_similarity", {}),
-            "trials": self.trials,
-            "timings": self.timings,
-            "data_moderation": self.data,
-            "judge": "keyword (Zou et al.)",
-        }
-
-
-class Clock:
-    """Seconds per named part of the stage (summed when a part repeats), for the report's ``timings``."""
-
-    def __init__(self) -> None:
-        self.parts: dict[str, float] = {}
-        self.cpu: dict[str, float] = {}  # this process's CPU seconds per part (robust to a busy machine)
-
-    @contextmanager
-    def part(self, name: str) -> Iterator[None]:
-        t, c = time.monotonic(), time.process_time()
-        try:
-            yield
-        finally:
-            self.parts[name] = round(self.parts.get(name, 0.0) + time.monotonic() - t, 3)
-            self.cpu[name] = round(self.cpu.get(name, 0.0) + time.process_time() - c, 3)
-
-
-class _Realigner:
-    """Holds the loaded model, adapters, masks and evaluation sets for one job. ``base``: the base model
-    already loaded (a warm worker's :class:`~tuning.model_cache.Loaded`); its ``memo`` keeps the masks and the
-    aligned reference's safety scores for the next job on the same model."""
-
-    def __init__(
-        self,
-        base_dir: str,
-        alignment_dir: str,
-        ft_dir: str,
-        masks_dir: str | None,
-        sets: EvalSets,
-        device: str | None,
-        base: Loaded | None = None,
-        cache_dir: str | None = None,
-    ) -> None:
-        from tuning.modeling import load_model
-
-        self.alignment_dir, self.clock = alignment_dir, Clock()
-        self.cache_dir, self.base_signature = cache_dir, dir_signature(base_dir) if cache_dir else ()
-        with self.clock.part("load_model_s"):
-            self.model, self.tok = (base.model, base.tok) if base else load_model(base_dir, device=device)
-        self.memo: dict = base.memo if base else {}
-        with self.clock.part("load_adapters_s"):
-            self.alignment, self.ft = read_adapter(alignment_dir), read_adapter(ft_dir)
-        with self.clock.part("load_masks_s"):
-            self.masks, self.mask_meta = self._masks(masks_dir) if masks_dir else ({}, {})
-        self.sets = sets
-        self.should_stop: Callable[[], bool] = _never
-        self._scratch: tempfile.TemporaryDirectory | None = None
-
-    def _masks(self, masks_dir: str) -> tuple[dict, dict]:
-        key = ("masks", str(Path(masks_dir).resolve()), dir_signature(masks_dir))
-        if key not in self.memo:
-            self.memo[key] = load_masks(masks_dir)
-        return self.memo[key]
-
-    def direction(self) -> tuple[Any, float] | None:
-        """The data-screening detector's direction (:func:`~tuning.safety.scoring.corpus_direction`), kept in
-        ``memo``: it depends only on the model, the alignment adapter and the safety corpus."""
-        corpus = json.dumps(
-            [r.get("prompt") for r in self.sets.safety_corpus] + [r.get("kind") for r in self.sets.safety_corpus]
-        )
-        key = ("screen", dir_signature(self.alignment_dir), hashlib.sha256(corpus.encode()).hexdigest())
-        return self._kept(key, lambda: corpus_direction(self.model, self.tok, self.alignment, self.sets.safety_corpus))
-
-    def _kept(self, key: tuple, compute: Callable[[], Any]) -> Any:
-        """``memo[key]``, else the copy in ``cache_dir`` (kept across processes; keyed by the base model's files
-        too), else ``compute()``, stored in both."""
-        if key in self.memo:
-            return self.memo[key]
-        path = None
-        if self.cache_dir:
-            digest = hashlib.sha256(repr((key, self.base_signature)).encode()).hexdigest()[:24]
-            path = Path(self.cache_dir) / f"{key[0]}-{digest}.pt"
-            if path.exists():
-                with contextlib.suppress(Exception):  # unreadable: computed again and rewritten
-                    self.memo[key] = torch.load(path, weights_only=True)
-                    return self.memo[key]
-        value = self.memo[key] = compute()
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")  # workers share the directory (pids repeat)
-            torch.save(value, tmp)
-            os.replace(tmp, path)
-        return value
-
-    def reference(self) -> Scores:
-        """The aligned model's scores. Its HS and over-refusal depend only on the model, the alignment adapter and
-        the held-out prompts, so they are kept in ``memo``; its utility is on this job's data."""
-        sets = self.sets
-        digest = hashlib.sha256(json.dumps([sets.harmful_prompts, sets.benign_prompts]).encode()).hexdigest()
-        key = ("reference", dir_signature(self.alignment_dir), digest, sets.max_new_tokens)
-        full: list[Scores] = []
-
-        def evaluate() -> tuple[float, float]:
-            full.append(self.evaluate(self.alignment))
-            return (full[0].hs, full[0].over_refusal)
-
-        hs, over_refusal = self._kept(key, evaluate)
-        if full:
-            return full[0]
-        self.check()
-        with applied(self.model, self.alignment):
-            fa = utility(self.model, self.tok, sets)
-        return Scores(hs=hs, fa=fa, over_refusal=over_refusal)
-
-    def check(self) -> None:
-        """Cooperative cancellation between evaluations and trials."""
-        if self.should_stop():
-            raise Stopped("realignment stopped")
-
-    def apply(self, s: Strategy) -> tuple[Adapter, dict]:
-        """Run the method function the strategy's config belongs to."""
-        self.check()
-        cfg = s.config
-        if isinstance(cfg, NlsrConfig):
-            return nlsr(self.ft, self.alignment, self.masks, cfg)
-        if isinstance(cfg, FgsnConfig):
-            return fgsn(self.ft, self.alignment, self.masks, cfg)
-        if isinstance(cfg, SafeLoraConfig):
-            return safelora(self.ft, self.alignment, cfg)
-        return self._repair(cfg)
-
-    def _repair(self, cfg: RepairConfig) -> tuple[Adapter, dict]:
-        data = repair_data(self.sets.safety_corpus, self.sets.replay_examples, cfg.seed)
-        fresh = copy.deepcopy(self.model)  # training must not touch the scoring model (pristine between evaluations)
-        run_dir = None
-        if cfg.run_epochs > 1:  # one directory per run (rows, learning rate, seed, length): its rungs resume there
-            run_dir = str(Path(self.scratch()) / run_id(cfg))
-        progress = StopOnly(self.should_stop)
-        return repair(fresh, self.tok, self.ft, self.masks, data, cfg, progress=progress, run_dir=run_dir)
-
-    def scratch(self) -> str:
-        """A temporary directory for this realignment (repair runs), removed by :meth:`close`."""
-        if self._scratch is None:
-            self._scratch = tempfile.TemporaryDirectory(prefix="keel-realign-")
-        return self._scratch.name
-
-    def close(self) -> None:
-        if self._scratch is not None:
-            self._scratch.cleanup()
-            self._scratch = None
-
-    def evaluate(self, adapter: Adapter | None, limits: Limits | None = None) -> Scores:
-        """Full scores; with ``limits`` possibly partial, stopped once a check is proven failed."""
-        self.check()
-        scores = score(self.model, self.tok, adapter, self.sets, limits)
-        self.check()
-        return scores
-
+from tuning.model_cache import Loaded
+from tuning.safety.controller import ControllerResult, Scores, Tolerances, apply_once, auto_realign, limits, targets
+from tuning.safety.registry import METHOD_NAMES, effective_method, escalates, strategies
+from tuning.safety.report import RealignReport, rates, release_rule, unrealigned_reason
+from tuning.safety.scoring import EvalSets
+from tuning.safety.session import RealignSession
 
 Log = Callable[[str, dict], None]
 
 
 def _noop(msg: str, data: dict | None = None) -> None:
     pass
-
-
-def _never() -> bool:
-    return False
 
 
 def realign_job(
@@ -262,17 +51,19 @@ def realign_job(
     ``base``: the base model already in memory (see :mod:`tuning.model_cache`), used instead of loading it.
     ``cache_dir``: where the aligned reference's HS / over-refusal and the screening direction are kept across
     processes (they depend only on the base model, the alignment adapter and the prompts)."""
-    if method not in METHOD_NAMES:
-        raise ValueError(f"method must be one of {METHOD_NAMES}")
+    if method not in METHOD_NAMES or eval_sets is None:
+        raise ValueError(f"method must be one of {METHOD_NAMES} (got {method!r}), with eval_sets")
     log, tol, t0, c0 = progress or _noop, tolerances or Tolerances(), time.monotonic(), time.process_time()
-    if alignment_adapter_dir is None:
-        method = "none"
-    align_dir = alignment_adapter_dir or finetuned_adapter_dir
-    r = _Realigner(base_dir, align_dir, finetuned_adapter_dir, masks_dir, eval_sets, device, base, cache_dir)
-    r.should_stop = should_stop or _never
-    flagged = _screen_data(r) if method != "none" else 0
+    aligned = alignment_adapter_dir is not None
+    method = effective_method(method, aligned)
+    r = RealignSession(
+        base_dir, alignment_adapter_dir or finetuned_adapter_dir, finetuned_adapter_dir, masks_dir, eval_sets,
+        device, base, cache_dir,
+    )  # fmt: skip
+    r.should_stop = should_stop or (lambda: False)
+    flagged = r.screen_data() if method != "none" else 0
     with r.clock.part("reference_eval_s"):
-        reference = r.reference() if alignment_adapter_dir else Scores(0.0, 0.0, 0.0)
+        reference = r.reference() if aligned else Scores(0.0, 0.0, 0.0)
     with r.clock.part("before_eval_s"):
         before = r.evaluate(r.ft)
     log(
@@ -283,46 +74,53 @@ def realign_job(
     timings = {"evaluate_before_s": round(time.monotonic() - t0, 2)}
     t1 = time.monotonic()
     try:
-        chosen, after, info, trials, passed, reason, strength = _decide(r, method, before, reference, tol, log, seed)
+        res = _decide(r, method, before, reference, tol, log, seed)
     finally:
         r.close()  # repair runs' checkpoints
     timings["realign_s"] = round(time.monotonic() - t1, 2)
+    shown = _audit(r, res, before, reference, aligned, tol)
     r.check()
     with r.clock.part("write_s"):
-        _write_out(out_dir, chosen, finetuned_adapter_dir)
+        _write_out(out_dir, res.adapter, finetuned_adapter_dir)  # type: ignore[arg-type]
     timings["total_s"] = round(time.monotonic() - t0, 2)
-    timings["parts"] = {**r.clock.parts, "trials": [_trial_times(t) for t in trials]}
+    timings["parts"] = {**r.clock.parts, "trials": [_trial_times(t) for t in res.trials]}
     timings["cpu_s"] = {"total": round(time.process_time() - c0, 3), **r.clock.cpu}
     data = {
         "replay_examples_kept": len(r.sets.replay_examples),
         "flagged_as_harmful": flagged,
         "utility_examples": len(r.sets.utility_examples),
     }
+    strength = res.chosen.strength if res.chosen else None
     return RealignReport(
-        method,
-        passed,
-        reason,
-        before.rounded(),
-        after.rounded(),
-        reference.rounded(),
-        strength,
-        info,
-        trials,
-        timings,
-        data,
-        targets(before, reference, tol),
-    )
+        method, res.passed, res.reason, shown["before"], shown["after"], shown["reference"], strength, res.info,
+        res.trials, timings, data, shown["targets"], unrealigned_reason(method, aligned), shown["split"],
+        shown["selection"], release_rule(shown["after"], shown["reference"], tol.hs_margin, shown["split"]),
+    )  # fmt: skip
 
 
-def _screen_data(r: _Realigner) -> int:
-    """Drop harmful-looking rows from the replay (and, when it comes from training data, the utility) examples;
-    returns how many replay rows were flagged."""
-    with r.clock.part("screen_data_s"):
-        corpus, direction = r.sets.safety_corpus, r.direction()
-        if r.sets.screen_utility:
-            r.sets.utility_examples, _ = screen(r.model, r.tok, r.alignment, r.sets.utility_examples, corpus, direction)
-        r.sets.replay_examples, flagged = screen(r.model, r.tok, r.alignment, r.sets.replay_examples, corpus, direction)
-    return flagged
+def _audit(
+    r: RealignSession, res: ControllerResult, before: Scores, reference: Scores, aligned: bool, tol: Tolerances
+) -> dict:
+    """What the report shows: with an audit split, the reference, the fine-tuned and the released adapter scored
+    once on it (the controller's selection-split numbers kept under ``selection``); without one, the selection
+    split's numbers. Each with its 95 % intervals."""
+    sel_sizes = r.sets.sizes()
+    selected = {
+        "before": rates(before, sel_sizes),
+        "after": rates(res.scores or before, sel_sizes),
+        "reference": rates(reference, sel_sizes),
+        "targets": targets(before, reference, tol),
+    }
+    audit = r.sets.audit()
+    if audit is None:
+        return {**selected, "split": "selection", "selection": None}
+    with r.clock.part("audit_eval_s"):
+        ref = r.reference(audit) if aligned else Scores(0.0, 0.0, 0.0)
+        ft = r.evaluate(r.ft, sets=audit)
+        after = ft if res.adapter is None else r.evaluate(res.adapter, sets=audit)  # type: ignore[arg-type]
+    sizes = audit.sizes()
+    shown = {"before": rates(ft, sizes), "after": rates(after, sizes), "reference": rates(ref, sizes)}
+    return {**shown, "targets": targets(ft, ref, tol), "split": "audit", "selection": selected}
 
 
 def _trial_times(t: dict) -> dict:
@@ -330,30 +128,19 @@ def _trial_times(t: dict) -> dict:
 
 
 def _decide(
-    r: _Realigner, method: str, before: Scores, reference: Scores, tol: Tolerances, log: Log, seed: int
-) -> tuple[Adapter | None, Scores, dict, list[dict], bool, str, dict | None]:
+    r: RealignSession, method: str, before: Scores, reference: Scores, tol: Tolerances, log: Log, seed: int
+) -> ControllerResult:
+    """What the stage releases: nothing changed (``none``), the controller's choice among the method's strategies
+    (escalating ones), or the method applied once; every trial is decided by the controller's ``run_trial``."""
     if method == "none":
-        return None, before, {}, [], True, "realignment disabled for this job", None
-    if method in ADAPTIVE:
+        return ControllerResult(True, None, None, before, {}, [], "realignment disabled for this job")
+    if escalates(method):
         bounds = limits(before, reference, tol)  # a trial's evaluation stops once it is proven to fail them
-        res = auto_realign(
+        return auto_realign(
             strategies(method, seed), r.apply, lambda a: r.evaluate(a, bounds), before, reference, tol, log
         )
-        if res.passed and res.chosen is None:
-            return None, before, {}, res.trials, True, res.reason, None
-        strength = res.chosen.strength if res.chosen else None
-        return res.adapter, res.scores or before, res.info, res.trials, res.passed, res.reason, strength
-    strat = strategies(method, seed)[0]
-    t = time.monotonic()
-    adapter, info = r.apply(strat)
-    t1 = time.monotonic()
-    after = r.evaluate(adapter)
-    ok = checks(after, before, reference, tol)
-    reason = (
-        "all targets met" if all(ok.values()) else f"targets missed: {', '.join(k for k, v in ok.items() if not v)}"
-    )
-    times = {"method_s": round(t1 - t, 3), "eval_s": round(time.monotonic() - t1, 3)}
-    return adapter, after, info, [{**trial(strat, after, ok), **times}], all(ok.values()), reason, strat.strength
+    (strat,) = strategies(method, seed)
+    return apply_once(strat, r.apply, lambda a: r.evaluate(a), before, reference, tol)
 
 
 def _write_out(out_dir: str, adapter: Adapter | None, ft_dir: str) -> None:

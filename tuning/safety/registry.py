@@ -1,86 +1,91 @@
-"""The realignment methods a job can ask for: their names, typed configs and strategy ladders.
+"""The realignment methods a job can ask for: one registration per method, as PEFT's ``register_peft_method``.
 
-This is the only list of method names (the API validates ``safety.realign`` against :data:`METHOD_NAMES`).
-Standard library only at import, so the service can import it without torch.
+A method is one module under :mod:`tuning.safety.methods` plus one :func:`register_method` line below. The module
+declares
 
-* ``auto`` (the default) tries the cheap mask-based methods first and escalates only when a rung misses:
-  NLSR (as published: ΔW_e = 1.9·ΔW_a), NLSR transplanting into every module, then with stronger references
-  (β = 1.2 and 1.5: 2.2 and 2.5·ΔW_a; the official code's A and B scaled by 2β: 3.24·ΔW_a), FGSN, then the ``repair``
-  ladder. The NLSR rungs reuse one cached mask (top entries are unchanged by scaling the reference) and cost
-  well under a second each.
-  The adaptive controller (:mod:`tuning.safety.controller`) stops at the first rung that meets the
+* ``Config``: its typed config (a frozen dataclass, JSON-serialisable with :func:`dataclasses.asdict`);
+* ``apply(inputs: MethodInputs, cfg: Config) -> (Adapter, info)``: the method itself;
+* ``default(seed) -> Strategy``: what a job asking for the method by name runs;
+* optionally ``ladder(seed) -> list[Strategy]``: its rungs, weakest first, when ``auto`` (or the method itself, if
+  registered with ``escalates=True``) climbs them; without one its ladder is ``[default(seed)]``.
+
+Everything else reads this registry: the API's accepted names (:data:`METHOD_NAMES`), the controller's
+candidates (:func:`strategies`), the dispatch of a :class:`Strategy` to its method (:func:`apply`), the report
+and the benches. Standard library only at import, so the service can import it without torch: a method's module
+is imported the first time a job uses it.
+
+Besides the registered methods a job may ask for two policies:
+
+* ``auto`` (the default) climbs the ladders of :data:`AUTO` in order, cheap mask-based methods first: NLSR (as
+  published: ΔW_e = 1.9·ΔW_a), NLSR transplanting into every module, then with stronger references (β = 1.2 and
+  1.5: 2.2 and 2.5·ΔW_a; the official code's A and B scaled by 2β: 3.24·ΔW_a), FGSN, then the ``repair``
+  ladder. The adaptive controller (:mod:`tuning.safety.controller`) stops at the first rung that meets the
   harmfulness, utility and over-refusal targets; the report's ``trials`` list every rung tried and
   ``strength`` the one released. A rung that clearly fails costs little: its evaluation stops as soon as a
   target is proven missed.
-* ``repair`` is the ladder alone: SN-Tune-style repair from safety-neuron rows for one epoch to every row for
-  three epochs.
-* ``nlsr``, ``fgsn``, ``safelora``: one published method, applied once with its default config and checked
-  against the same targets.
-* ``none``: no realignment; the adapter is evaluated and released as trained.
+* ``none``: no realignment; the adapter is evaluated and released as trained (only for tenants an operator
+  granted it; see :mod:`core.tenants.service`). It is also what a base model without an alignment adapter gets
+  (:func:`effective_method`).
+
+``repair`` escalates on its own (SN-Tune-style repair from safety-neuron rows for one epoch to every row for
+three epochs); ``nlsr``, ``fgsn``, ``safelora`` apply their default once and are checked against the same targets.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Literal
-
-METHOD_NAMES = ("auto", "repair", "nlsr", "fgsn", "safelora", "none")
-ADAPTIVE = ("auto", "repair")  # escalated by the controller; the others are applied once
-
-
-@dataclass(frozen=True)
-class NlsrConfig:
-    """NLSR (Yi et al.): transplant the masked entries of the extrapolated alignment LoRA into the modules
-    whose masked regions differ most from it (Bernoulli selection by similarity rank)."""
-
-    beta: float = 0.9  # reference = (1+β)·ΔW_alignment
-    code_faithful: bool = False  # the official code's choices (A and B scaled by 2β; high similarity → transplant)
-    p_l: float = 0.5  # mean selection probability
-    eps: float = 0.2  # spread of the selection probability around p_l
-    extra_p: float = 0.0  # added to every module's selection probability
-    all_modules: bool = False  # transplant into every module
-    seed: int = 42  # of the Bernoulli selection
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from importlib import import_module
+from types import ModuleType
+from typing import Any
 
 
 @dataclass(frozen=True)
-class FgsnConfig:
-    """FGSN: safety-neuron rows of the update projected onto the alignment delta's column space."""
+class MethodInfo:
+    """A registered method: its name, the module that implements it, whether asking for it climbs its ladder."""
 
-    mask_source: str = "fgsn"  # which row masks ("fgsn" or "sn_tune")
-    row_density_boost: float = 0.0  # also project this fraction of random extra rows
-
-
-@dataclass(frozen=True)
-class SafeLoraConfig:
-    """SafeLoRA (Hsu et al.): project B onto the alignment subspace in the least aligned modules."""
-
-    num_proj_layers: int = 10  # project the modules with the lowest cosine ...
-    threshold: float | None = None  # ... or every module whose cosine is at most this
+    name: str
+    module: str
+    escalates: bool = False
 
 
-@dataclass(frozen=True)
-class RepairConfig:
-    """SN-Tune-style repair: a short fine-tune of B restricted to safety-neuron rows (or all rows)."""
-
-    rows: Literal["neurons", "all"] = "neurons"
-    epochs: int = 1
-    run_epochs: int = 0  # > epochs: this rung is epoch ``epochs`` of one run of ``run_epochs`` epochs (0: epochs)
-    lr: float = 2e-3
-    seed: int = 0
-    batch_size: int = 16
-    max_seq_len: int = 256
-    max_grad_norm: float = 0.3
+_METHODS: dict[str, MethodInfo] = {}
+POLICIES = ("auto", "none")
 
 
-MethodConfig = NlsrConfig | FgsnConfig | SafeLoraConfig | RepairConfig
+def register_method(name: str, module: str, escalates: bool = False) -> None:
+    """Make ``name`` a realignment method implemented by ``module`` (see this module's docstring)."""
+    if name in _METHODS or name in POLICIES:
+        raise ValueError(f"realignment method {name!r} is already registered")
+    _METHODS[name] = MethodInfo(name, module, escalates)
+
+
+register_method("repair", "tuning.safety.methods.repair", escalates=True)
+register_method("nlsr", "tuning.safety.methods.nlsr")
+register_method("fgsn", "tuning.safety.methods.fgsn")
+register_method("safelora", "tuning.safety.methods.safelora")
+
+AUTO = ("nlsr", "fgsn", "repair")  # the ladders ``auto`` climbs, in this order
+METHOD_NAMES = ("auto", *_METHODS, "none")  # what ``safety.realign`` accepts (the API validates against it)
+
+
+def effective_method(requested: str, has_alignment_adapter: bool) -> str:
+    """The method a job really runs: ``none`` when the base model has no alignment adapter (there is nothing to
+    realign towards), else the one it asked for. The one place this rule lives."""
+    return requested if has_alignment_adapter else "none"
+
+
+def needs_alignment_adapter(method: str) -> bool:
+    """Asked for by name, a method needs an alignment adapter; ``auto`` and ``none`` do without (as ``none``)."""
+    return method not in POLICIES
 
 
 @dataclass(frozen=True)
 class Strategy:
-    """One realignment attempt: which method function runs (``method``), with which config."""
+    """One realignment attempt: the registered method it dispatches to (:func:`apply`), with which config."""
 
     method: str
-    config: MethodConfig
+    config: Any  # the method module's ``Config``
     label: str
 
     @property
@@ -94,54 +99,55 @@ class Strategy:
         return {"strategy": self.label, **self.params}
 
 
-# (rows, epochs, learning rate, run epochs), weakest first. The all-rows rungs are one training run of 3 epochs
-# evaluated after each epoch (early stopping): rung k costs one epoch more than rung k-1, not k epochs from scratch.
-REPAIR_LADDER: tuple[tuple[Literal["neurons", "all"], int, float, int], ...] = (
-    ("neurons", 1, 2e-3, 1),
-    ("all", 1, 2e-3, 3),
-    ("all", 2, 2e-3, 3),
-    ("all", 3, 2e-3, 3),
-)
+@dataclass
+class MethodInputs:
+    """What a method may read: the fine-tuned and alignment adapters, the safety masks, the loaded scoring model
+    (a method that trains must copy it), the evaluation sets (safety corpus, screened replay rows), cooperative
+    cancellation and a scratch directory removed after the stage."""
+
+    ft: Any
+    alignment: Any
+    masks: dict = field(default_factory=dict)
+    model: Any = None
+    tok: Any = None
+    sets: Any = None
+    should_stop: Callable[[], bool] = lambda: False
+    scratch: Callable[[], str] | None = None
 
 
-def _repair_ladder(seed: int) -> list[Strategy]:
-    return [
-        Strategy(
-            "repair",
-            RepairConfig(rows=rows, epochs=ep, lr=lr, seed=seed, run_epochs=run),
-            f"sn-repair({rows}, {ep} epoch{'s' if ep > 1 else ''})",
-        )
-        for rows, ep, lr, run in REPAIR_LADDER
-    ]
+def method_module(name: str) -> ModuleType:
+    """The module implementing a registered method (imported on first use)."""
+    if name not in _METHODS:
+        raise ValueError(f"realignment method must be one of {tuple(_METHODS)}, got {name!r}")
+    return import_module(_METHODS[name].module)
 
 
-def _single(method: str, seed: int) -> Strategy:
-    return {
-        "nlsr": Strategy("nlsr", NlsrConfig(seed=seed), "nlsr(published)"),
-        "fgsn": Strategy("fgsn", FgsnConfig(), "fgsn"),
-        "safelora": Strategy("safelora", SafeLoraConfig(), "safelora(10 modules)"),
-    }[method]
+def apply(strategy: Strategy, inputs: MethodInputs) -> tuple[Any, dict]:
+    """Run the strategy's method on ``inputs``: (realigned Adapter, info)."""
+    mod = method_module(strategy.method)
+    if not isinstance(strategy.config, mod.Config):
+        raise TypeError(f"{strategy.label}: config {type(strategy.config).__name__} is not {strategy.method}'s Config")
+    return mod.apply(inputs, strategy.config)
 
 
-def _nlsr_ladder(seed: int) -> list[Strategy]:
-    """NLSR from the published form to every module with the official code's reference, weakest first."""
-    return [
-        _single("nlsr", seed),
-        Strategy("nlsr", NlsrConfig(seed=seed, all_modules=True), "nlsr(all modules)"),
-        Strategy("nlsr", NlsrConfig(seed=seed, all_modules=True, beta=1.2), "nlsr(all modules, beta 1.2)"),
-        Strategy("nlsr", NlsrConfig(seed=seed, all_modules=True, beta=1.5), "nlsr(all modules, beta 1.5)"),
-        Strategy(
-            "nlsr", NlsrConfig(seed=seed, all_modules=True, code_faithful=True), "nlsr(all modules, code reference)"
-        ),
-    ]
+def ladder(name: str, seed: int = 0) -> list[Strategy]:
+    """A method's rungs, weakest first (its default alone when it declares none)."""
+    mod = method_module(name)
+    return list(mod.ladder(seed)) if hasattr(mod, "ladder") else [mod.default(seed)]
+
+
+def escalates(method: str) -> bool:
+    """Whether the controller climbs ``method``'s strategies (``auto`` and methods registered so) rather than
+    applying one once."""
+    return method == "auto" or (method in _METHODS and _METHODS[method].escalates)
 
 
 def strategies(method: str, seed: int = 0) -> list[Strategy]:
     """The strategies ``method`` tries, cheapest first (empty for ``none``); ValueError for an unknown name."""
     if method not in METHOD_NAMES:
         raise ValueError(f"realignment method must be one of {METHOD_NAMES}, got {method!r}")
+    if method == "none":
+        return []
     if method == "auto":
-        return [*_nlsr_ladder(seed), _single("fgsn", seed), *_repair_ladder(seed)]
-    if method == "repair":
-        return _repair_ladder(seed)
-    return [] if method == "none" else [_single(method, seed)]
+        return [s for name in AUTO for s in ladder(name, seed)]
+    return ladder(method, seed) if escalates(method) else [method_module(method).default(seed)]

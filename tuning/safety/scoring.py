@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -32,6 +32,28 @@ class EvalSets:
     screen_utility: bool = False  # True when utility examples come from (possibly poisoned) training data
     max_new_tokens: int = 32
     batch_size: int = 256  # prompts generated together (the KV cache of this many rows must fit)
+    # the audit split: disjoint from the prompts above, never seen by the controller, scored once on the reference,
+    # the fine-tuned and the chosen adapter; the report shows these (empty: the report shows the selection split)
+    audit_harmful_prompts: list[str] = field(default_factory=list)
+    audit_benign_prompts: list[str] = field(default_factory=list)
+
+    def audit(self) -> EvalSets | None:
+        """These sets with the audit prompts in place of the selection prompts (None without an audit split)."""
+        if not (self.audit_harmful_prompts or self.audit_benign_prompts):
+            return None
+        return replace(
+            self,
+            harmful_prompts=list(self.audit_harmful_prompts),
+            benign_prompts=list(self.audit_benign_prompts),
+            audit_harmful_prompts=[],
+            audit_benign_prompts=[],
+        )
+
+    def sizes(self) -> dict[str, int]:
+        """How many items each rate is measured on (for its interval)."""
+        classify = bool(self.task_examples and self.labels)
+        fa = len(self.task_examples or []) if classify else len(self.utility_examples)
+        return {"hs": len(self.harmful_prompts), "fa": fa, "over_refusal": len(self.benign_prompts)}
 
 
 @contextmanager

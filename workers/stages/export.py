@@ -21,6 +21,10 @@ def export(ctx: JobContext, adapter_dir: Path, report: dict[str, Any]) -> None:
         adapter_dir,
         {
             "variant": "realigned",
-            "realignment": {k: report.get(k) for k in ("method", "strength", "mask", "before", "after", "passed")},
+            "released_unrealigned": bool(report.get("released_unrealigned")),
+            "realignment": {
+                k: report.get(k)
+                for k in ("method", "strength", "mask", "before", "after", "passed", "unrealigned_reason")
+            },
         },
     )

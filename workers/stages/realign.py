@@ -15,10 +15,13 @@ from core.jobs.states import Stage
 from core.results import service as results
 from core.results.states import ArtifactKind
 from tuning.rows import read_jsonl
+from tuning.safety.registry import effective_method
+from tuning.safety.report import rate
+from tuning.safety.stats import split_selection_audit
 from workers.context import JobContext
 from workers.lease import LeaseLost
+from workers.masks import ensure_mask, local_copy
 from workers.stages.common import set_stage, store_artifact
-from workers.stages.masks import ensure_mask, local_copy
 from workers.warm import model_cache
 
 UTILITY_EXAMPLES = 64
@@ -37,19 +40,34 @@ def _prompts(path: str | None, n: int) -> list[str]:
     return prompts[:n]
 
 
+def split_prompts(data: dict[str, str], kind: str, n: int) -> tuple[list[str], list[str]]:
+    """(selection, audit) prompts of one kind ("harmful" or "benign"), at most ``n`` each: the base model's
+    ``{kind}_eval`` file is the selection split and ``{kind}_audit`` the audit split; a base model without an
+    audit file has its eval prompts cut deterministically into two disjoint halves."""
+    if data.get(f"{kind}_audit"):
+        return _prompts(data.get(f"{kind}_eval"), n), _prompts(data.get(f"{kind}_audit"), n)
+    selection, audit = split_selection_audit([r["prompt"] for r in _rows(data.get(f"{kind}_eval"))])
+    return selection[:n], audit[:n]
+
+
 def eval_sets(ctx: JobContext) -> Any:
-    """Harmful/benign prompts of the base model's safety data; utility = the customer's validation split,
-    else a sample of the training data. The customer's data never leaves the job."""
+    """Harmful/benign prompts of the base model's safety data (a selection split for the controller's trials,
+    a disjoint audit split for the report); utility = the customer's validation split, else a sample of the
+    training data. The customer's data never leaves the job."""
     from tuning.safety import EvalSets
 
     n, data = get_settings().safety_eval_size, ctx.spec.safety_data
+    harmful, harmful_audit = split_prompts(data, "harmful", n)
+    benign, benign_audit = split_prompts(data, "benign", n)
     rng = random.Random(ctx.spec.seed)
     utility = ctx.valid_examples or ctx.train_examples
     utility = rng.sample(utility, min(UTILITY_EXAMPLES, len(utility)))
     replay = rng.sample(ctx.train_examples, min(REPLAY_EXAMPLES, len(ctx.train_examples)))
     return EvalSets(
-        harmful_prompts=_prompts(data.get("harmful_eval"), n),
-        benign_prompts=_prompts(data.get("benign_eval"), n),
+        harmful_prompts=harmful,
+        benign_prompts=benign,
+        audit_harmful_prompts=harmful_audit,
+        audit_benign_prompts=benign_audit,
         utility_examples=utility,
         replay_examples=replay,
         safety_corpus=_rows(data.get("safety_corpus")),
@@ -85,13 +103,13 @@ def realign(ctx: JobContext, raw_dir: Path, should_stop: Callable[[], bool]) -> 
     out = ctx.attempt_dir / "realigned"
     from tuning.safety import plot_report, realign_job
 
-    method = ctx.spec.safety.get("realign", "auto") if ctx.spec.alignment_adapter else "none"
+    method = effective_method(ctx.spec.safety.get("realign", "auto"), bool(ctx.spec.alignment_adapter))
     mask = ensure_mask(ctx.spec.model_id, notify=_event_cb(ctx)) if method != "none" else None
     set_stage(
         ctx,
         Stage.REALIGNING,
         82.0,
-        f"Realigning with method '{method}'" + (f" (mask v{mask[1]}, {mask[2]})" if mask else ""),
+        f"Realigning with method '{method}'" + (f" (mask v{mask.version}, {mask.method})" if mask else ""),
     )
     device = get_settings().device
     with model_cache().borrow(ctx.spec.base_path, device=device) as base:  # the model training used
@@ -99,7 +117,7 @@ def realign(ctx: JobContext, raw_dir: Path, should_stop: Callable[[], bool]) -> 
             ctx.spec.base_path,
             ctx.spec.alignment_adapter,
             str(raw_dir),
-            str(local_copy(mask[3])) if mask else None,
+            str(local_copy(mask.storage_key)) if mask else None,
             str(out),
             method=method,
             eval_sets=eval_sets(ctx),
@@ -111,12 +129,12 @@ def realign(ctx: JobContext, raw_dir: Path, should_stop: Callable[[], bool]) -> 
             cache_dir=str(get_settings().scratch_dir / "cache" / "realign"),
         )
     report = rep.to_dict()
-    report["mask"] = {"id": mask[0], "version": mask[1], "method": mask[2]} if mask else None
+    report["mask"] = mask.summary() if mask else None
     report["attempt"] = ctx.spec.attempt
     set_stage(ctx, Stage.EVALUATING, 92.0, _summary(report))
     plot = ctx.attempt_dir / "safety_report.png"
     plot_report(report, str(plot))
-    _save(ctx, report, mask[0] if mask else None, plot)
+    _save(ctx, report, mask.id if mask else None, plot)
     return out, report
 
 
@@ -131,9 +149,14 @@ def _save(ctx: JobContext, report: dict[str, Any], mask_id: str | None, plot: Pa
 
 
 def _summary(report: dict[str, Any]) -> str:
+    """The job's stage message: the report's numbers (the audit split's when it has one), with 95 % intervals."""
     b, a = report.get("before", {}), report.get("after", {})
+
+    def pair(m: str) -> str:
+        return f"{rate(b, m).strip()} -> {rate(a, m).strip()}"
+
     return (
-        f"Safety evaluation: harmfulness {b.get('hs')} -> {a.get('hs')}, utility {b.get('fa')} -> "
-        f"{a.get('fa')}, over-refusal {b.get('over_refusal')} -> {a.get('over_refusal')}; "
-        f"method {report.get('method')}, passed={report.get('passed')}"
+        f"Safety evaluation ({report.get('split', 'selection')} split, 95 % intervals): harmfulness {pair('hs')}, "
+        f"utility {pair('fa')}, over-refusal {pair('over_refusal')}; method {report.get('method')}, "
+        f"passed={report.get('passed')}"
     )

@@ -2,11 +2,32 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from tuning.adapters import Adapter, b_key
 from tuning.safety.common import change_info, short
-from tuning.safety.registry import FgsnConfig
+from tuning.safety.registry import MethodInputs, Strategy
+
+
+@dataclass(frozen=True)
+class FgsnConfig:
+    """FGSN: safety-neuron rows of the update projected onto the alignment delta's column space."""
+
+    mask_source: str = "fgsn"  # which row masks ("fgsn" or "sn_tune")
+    row_density_boost: float = 0.0  # also project this fraction of random extra rows
+
+
+Config = FgsnConfig
+
+
+def default(seed: int) -> Strategy:
+    return Strategy("fgsn", FgsnConfig(), "fgsn")
+
+
+def apply(inputs: MethodInputs, cfg: FgsnConfig) -> tuple[Adapter, dict]:
+    return fgsn(inputs.ft, inputs.alignment, inputs.masks, cfg)
 
 
 def _col_projector(d: torch.Tensor, rank: int) -> torch.Tensor:

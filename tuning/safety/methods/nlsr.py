@@ -2,11 +2,50 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from tuning.adapters import Adapter, a_key, b_key
 from tuning.safety.common import change_info, cosine, reference
-from tuning.safety.registry import NlsrConfig
+from tuning.safety.registry import MethodInputs, Strategy
+
+
+@dataclass(frozen=True)
+class NlsrConfig:
+    """NLSR (Yi et al.): transplant the masked entries of the extrapolated alignment LoRA into the modules
+    whose masked regions differ most from it (Bernoulli selection by similarity rank)."""
+
+    beta: float = 0.9  # reference = (1+β)·ΔW_alignment
+    code_faithful: bool = False  # the official code's choices (A and B scaled by 2β; high similarity → transplant)
+    p_l: float = 0.5  # mean selection probability
+    eps: float = 0.2  # spread of the selection probability around p_l
+    extra_p: float = 0.0  # added to every module's selection probability
+    all_modules: bool = False  # transplant into every module
+    seed: int = 42  # of the Bernoulli selection
+
+
+Config = NlsrConfig
+
+
+def default(seed: int) -> Strategy:
+    return Strategy("nlsr", NlsrConfig(seed=seed), "nlsr(published)")
+
+
+def ladder(seed: int) -> list[Strategy]:
+    """From the published form to every module with the official code's reference, weakest first. The rungs
+    reuse one cached mask (top entries are unchanged by scaling the reference) and cost well under a second."""
+    every = [(0.9, False, "nlsr(all modules)"), (1.2, False, "nlsr(all modules, beta 1.2)")]
+    every += [(1.5, False, "nlsr(all modules, beta 1.5)"), (0.9, True, "nlsr(all modules, code reference)")]
+    rungs = [
+        Strategy("nlsr", NlsrConfig(seed=seed, all_modules=True, beta=b, code_faithful=c), label)
+        for b, c, label in every
+    ]
+    return [default(seed), *rungs]
+
+
+def apply(inputs: MethodInputs, cfg: NlsrConfig) -> tuple[Adapter, dict]:
+    return nlsr(inputs.ft, inputs.alignment, inputs.masks, cfg)
 
 
 def nlsr(ft: Adapter, alignment: Adapter, masks: dict[str, torch.Tensor], cfg: NlsrConfig) -> tuple[Adapter, dict]:

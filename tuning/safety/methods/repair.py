@@ -10,22 +10,76 @@ the adapter's rank, keys and config.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import random
 import tempfile
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
 from tuning.adapters import Adapter, read_adapter, write_adapter
-from tuning.interfaces import NullProgress, Progress, Stopped
+from tuning.interfaces import NullProgress, Progress, StopOnly, Stopped
 from tuning.rows import conversation
 from tuning.safety.common import change_info, short
-from tuning.safety.registry import RepairConfig
+from tuning.safety.registry import MethodInputs, Strategy
 from tuning.specs import LoraSpec, TrainSpec
+
+
+@dataclass(frozen=True)
+class RepairConfig:
+    """SN-Tune-style repair: a short fine-tune of B restricted to safety-neuron rows (or all rows)."""
+
+    rows: Literal["neurons", "all"] = "neurons"
+    epochs: int = 1
+    run_epochs: int = 0  # > epochs: this rung is epoch ``epochs`` of one run of ``run_epochs`` epochs (0: epochs)
+    lr: float = 2e-3
+    seed: int = 0
+    batch_size: int = 16
+    max_seq_len: int = 256
+    max_grad_norm: float = 0.3
+
+
+Config = RepairConfig
+
+# (rows, epochs, learning rate, run epochs), weakest first. The all-rows rungs are one training run of 3 epochs
+# evaluated after each epoch (early stopping): rung k costs one epoch more than rung k-1, not k epochs from scratch.
+REPAIR_LADDER: tuple[tuple[Literal["neurons", "all"], int, float, int], ...] = (
+    ("neurons", 1, 2e-3, 1),
+    ("all", 1, 2e-3, 3),
+    ("all", 2, 2e-3, 3),
+    ("all", 3, 2e-3, 3),
+)
+
+
+def ladder(seed: int) -> list[Strategy]:
+    return [
+        Strategy(
+            "repair",
+            RepairConfig(rows=rows, epochs=ep, lr=lr, seed=seed, run_epochs=run),
+            f"sn-repair({rows}, {ep} epoch{'s' if ep > 1 else ''})",
+        )
+        for rows, ep, lr, run in REPAIR_LADDER
+    ]
+
+
+def default(seed: int) -> Strategy:
+    return ladder(seed)[0]
+
+
+def apply(inputs: MethodInputs, cfg: RepairConfig) -> tuple[Adapter, dict]:
+    """Repair on the safety corpus plus the job's screened replay rows, training a copy of the scoring model
+    (which must stay pristine between evaluations); the rungs of one run resume in the stage's scratch."""
+    data = repair_data(inputs.sets.safety_corpus, inputs.sets.replay_examples, cfg.seed)
+    fresh = copy.deepcopy(inputs.model)
+    run_dir = None
+    if cfg.run_epochs > 1 and inputs.scratch is not None:  # one directory per run: its rungs resume there
+        run_dir = str(Path(inputs.scratch()) / run_id(cfg))
+    progress = StopOnly(inputs.should_stop)
+    return repair(fresh, inputs.tok, inputs.ft, inputs.masks, data, cfg, progress=progress, run_dir=run_dir)
 
 
 def safety_rows(masks: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -2,9 +2,30 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from tuning.adapters import Adapter, b_key
 from tuning.safety.common import change_info, cosine
-from tuning.safety.registry import SafeLoraConfig
+from tuning.safety.registry import MethodInputs, Strategy
+
+
+@dataclass(frozen=True)
+class SafeLoraConfig:
+    """SafeLoRA (Hsu et al.): project B onto the alignment subspace in the least aligned modules."""
+
+    num_proj_layers: int = 10  # project the modules with the lowest cosine ...
+    threshold: float | None = None  # ... or every module whose cosine is at most this
+
+
+Config = SafeLoraConfig
+
+
+def default(seed: int) -> Strategy:
+    return Strategy("safelora", SafeLoraConfig(), "safelora(10 modules)")
+
+
+def apply(inputs: MethodInputs, cfg: SafeLoraConfig) -> tuple[Adapter, dict]:
+    return safelora(inputs.ft, inputs.alignment, cfg)
 
 
 def safelora(ft: Adapter, alignment: Adapter, cfg: SafeLoraConfig) -> tuple[Adapter, dict]:

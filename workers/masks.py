@@ -1,4 +1,6 @@
-"""Safety-neuron mask versions, computed on the worker queue and cached per base model in the store."""
+"""Safety-neuron mask versions, computed on the worker queue and cached per base model in the store: the
+``compute_masks`` task's body (:func:`compute`) and what a job's realignment stage asks for (:func:`ensure_mask`).
+Not a pipeline stage itself: it lives beside the tasks, and the realignment stage calls it."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -88,9 +91,23 @@ def local_copy(storage_key: str) -> Path:
     return dest
 
 
-def ensure_mask(model_id: str, notify: Callable[[str], None] | None = None) -> tuple[str, int, str, str]:
-    """(id, version, method, storage key) of the mask a job uses, computing it inline if needed (``notify``
-    hears about that first, so a job's events say why it waits)."""
+@dataclass(frozen=True)
+class MaskRef:
+    """The mask version a job uses."""
+
+    id: str
+    version: int
+    method: str
+    storage_key: str
+
+    def summary(self) -> dict[str, Any]:
+        """What the report records about it."""
+        return {"id": self.id, "version": self.version, "method": self.method}
+
+
+def ensure_mask(model_id: str, notify: Callable[[str], None] | None = None) -> MaskRef:
+    """The mask a job uses, computing it inline if needed (``notify`` hears about that first, so a job's events
+    say why it waits)."""
     with session_scope() as s:
         mask = models.mask_for_job(s, model_id)
         mask_id, version, ready = mask.id, mask.version, mask.status == MaskStatus.READY
@@ -103,7 +120,7 @@ def ensure_mask(model_id: str, notify: Callable[[str], None] | None = None) -> t
         _wait_ready(mask_id)  # another worker is computing this version
     with session_scope() as s:
         mask = models.get_mask(s, mask_id)
-        return mask.id, mask.version, mask.method, mask.storage_key or ""
+        return MaskRef(mask.id, mask.version, mask.method, mask.storage_key or "")
 
 
 def _wait_ready(mask_id: str, timeout_s: float = 3600, poll_s: float = 2.0) -> None:

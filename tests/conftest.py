@@ -70,6 +70,9 @@ def _release_redis_db(r: redis.Redis, key: str, me: str, pid: int) -> None:
 
 
 REDIS_URL = _claim_redis_db()
+# This run's own Prometheus multiprocess directory (the API in-process and the worker subprocesses share it),
+# set before anything imports core.observability.metrics.
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", __import__("tempfile").mkdtemp(prefix="keel-test-metrics-"))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -15,6 +15,7 @@ from core.files.service import register_result
 from core.jobs import repository as jobs_repo
 from core.jobs.models import Job
 from core.jobs.states import JobStatus
+from core.observability import hooks
 from core.results import repository as repo
 from core.results.models import Artifact, SafetyReport
 from core.results.states import VARIANTS, ArtifactKind
@@ -97,6 +98,7 @@ def save_report(
         return False
     if repo.report(session, job_id) is None:
         repo.add(session, SafetyReport(job_id=job_id, mask_id=mask_id, passed=bool(report["passed"]), data=report))
+        hooks.report_saved(session, report)
     return True
 
 

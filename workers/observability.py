@@ -10,7 +10,7 @@ from typing import Any
 from celery.signals import setup_logging, task_postrun, task_prerun, worker_ready, worker_shutdown
 
 from core.config import get_settings
-from core.observability import logs
+from core.observability import hooks, logs
 
 log = logging.getLogger("keel.worker")
 _TOKENS: dict[str, Any] = {}
@@ -19,19 +19,6 @@ _TOKENS: dict[str, Any] = {}
 @setup_logging.connect
 def _logging(**_: object) -> None:  # connected: Celery leaves the root logger to us
     logs.configure_from_settings()
-
-
-def _tenant_of(job_id: str) -> str | None:
-    from core.db import session_scope
-    from core.jobs.models import Job
-
-    try:
-        with session_scope() as s:
-            row = s.get(Job, job_id)
-            return row.tenant_id if row is not None else None
-    except Exception:  # logging context only: never fail a task for it
-        log.debug("no tenant for job %s", job_id, exc_info=True)
-        return None
 
 
 @task_prerun.connect
@@ -43,7 +30,7 @@ def _bind(task_id: str | None = None, task: Any = None, args: Any = None, **_: o
     if task_id:
         _TOKENS[task_id] = token
     if job_id:
-        logs.bind(job_id=job_id, tenant_id=_tenant_of(job_id))
+        logs.bind(job_id=job_id, tenant_id=hooks.tenant_of(job_id))
 
 
 @task_postrun.connect

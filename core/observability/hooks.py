@@ -63,3 +63,17 @@ def uploaded(session: Session, size: int) -> None:
     from core.observability import metrics
 
     on_commit(session, lambda: metrics.UPLOAD_BYTES.inc(size))
+
+
+def tenant_of(job_id: str) -> str | None:
+    """The job's tenant, for a worker's log context; None when unknown (never fails the caller)."""
+    from core.db import session_scope
+    from core.jobs import repository as jobs_repo
+
+    try:
+        with session_scope() as s:
+            row = jobs_repo.get(s, job_id)
+            return row.tenant_id if row is not None else None
+    except Exception:
+        log.debug("no tenant for job %s", job_id, exc_info=True)
+        return None

@@ -110,6 +110,9 @@ def configure(json_lines: bool, level: int = logging.INFO) -> None:
     handler.setFormatter(JsonFormatter() if json_lines else TextFormatter())
     root.addHandler(handler)
     root.setLevel(level)
+    # A line per request suits a log pipeline, not a person's console (`keel serve --access-log` shows
+    # uvicorn's): in text mode only failing requests (5xx, logged as warnings) are written.
+    logging.getLogger("keel.http").setLevel(logging.NOTSET if json_lines else logging.WARNING)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "celery", "celery.task", "celery.worker"):
         lg = logging.getLogger(name)
         lg.handlers.clear()

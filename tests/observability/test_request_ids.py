@@ -82,6 +82,13 @@ def test_text_format_is_readable_and_carries_known_ids():
     text = logs.TextFormatter().format(rec)
     assert text.endswith("keel.worker: job ftjob-1 started [job_id=ftjob-1 stage=training]"), text
     assert logs.use_json("auto", embedded=False) and not logs.use_json("auto", embedded=True)
+    try:
+        logs.configure(json_lines=False)  # the embedded console: no line per request, only failing ones
+        assert logging.getLogger("keel.http").getEffectiveLevel() == logging.WARNING
+        logs.configure(json_lines=True)
+        assert logging.getLogger("keel.http").getEffectiveLevel() == logging.INFO
+    finally:
+        logs.configure_from_settings()
 
 
 def test_metrics_count_requests_by_route_template(client, keys):

@@ -115,8 +115,9 @@ def configure(json_lines: bool, level: int = logging.INFO) -> None:
     logging.getLogger("keel.http").setLevel(logging.NOTSET if json_lines else logging.WARNING)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "celery", "celery.task", "celery.worker"):
         lg = logging.getLogger(name)
-        lg.handlers.clear()
-        lg.propagate = True
+        if lg.handlers:  # one with no handler is either propagating already or switched off (--no-access-log)
+            lg.handlers.clear()
+            lg.propagate = True
 
 
 def configure_from_settings() -> None:

@@ -82,12 +82,20 @@ def test_text_format_is_readable_and_carries_known_ids():
     text = logs.TextFormatter().format(rec)
     assert text.endswith("keel.worker: job ftjob-1 started [job_id=ftjob-1 stage=training]"), text
     assert logs.use_json("auto", embedded=False) and not logs.use_json("auto", embedded=True)
+    access = logging.getLogger("uvicorn.access")
+    saved = access.handlers[:], access.propagate
     try:
+        access.handlers, access.propagate = [], False  # what `uvicorn --no-access-log` (keel serve) leaves
         logs.configure(json_lines=False)  # the embedded console: no line per request, only failing ones
+        assert access.propagate is False, "keel serve's --no-access-log must stay in force"
         assert logging.getLogger("keel.http").getEffectiveLevel() == logging.WARNING
         logs.configure(json_lines=True)
         assert logging.getLogger("keel.http").getEffectiveLevel() == logging.INFO
+        access.handlers, access.propagate = [logging.StreamHandler()], False  # `--access-log`: uvicorn's handler
+        logs.configure(json_lines=True)
+        assert access.propagate is True and not access.handlers  # ... now through Keel's formatter
     finally:
+        access.handlers, access.propagate = saved
         logs.configure_from_settings()
 
 

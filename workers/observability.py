@@ -5,6 +5,7 @@ KEEL_WORKER_METRICS_PORT, a /metrics endpoint of this host's metrics directory f
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 from celery.signals import setup_logging, task_postrun, task_prerun, worker_ready, worker_shutdown
@@ -52,8 +53,36 @@ def _serve_metrics(**_: object) -> None:
         log.info("worker metrics on :%d/metrics", port)
 
 
+class _Resender(threading.Thread):
+    """Re-sends webhook deliveries whose task was lost (core.webhooks.delivery.resend_overdue)."""
+
+    def __init__(self) -> None:
+        super().__init__(name="keel-webhook-resender", daemon=True)
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        from core.webhooks.delivery import resend_overdue
+
+        period = max(5.0, get_settings().reaper_interval_s)
+        while not self.stopped.wait(period):
+            try:
+                if ids := resend_overdue():
+                    log.warning("re-sent %d overdue webhook deliveries", len(ids))
+            except Exception:
+                log.exception("webhook resend sweep failed; trying again")
+
+
+_RESENDER = _Resender()
+
+
+@worker_ready.connect
+def _start_resender(**_: object) -> None:
+    _RESENDER.start()
+
+
 @worker_shutdown.connect
 def _forget_live_gauges(**_: object) -> None:
     from core.observability.metrics import process_exited
 
+    _RESENDER.stopped.set()
     process_exited()

@@ -107,3 +107,18 @@ def deliver(delivery_id: str) -> str:
         else:
             log.info("webhook %s to %s: %s", delivery_id, prepared.url, outcome)
         return outcome
+
+
+def resend_overdue(grace_s: int = 300) -> list[str]:
+    """Send again the pending deliveries whose attempt is overdue by ``grace_s`` (their task was lost: the
+    broker was down when it was sent, or the message went with a broker). Each is pushed back by ``grace_s``
+    so it is re-sent at most that often; a duplicate task finds the delivery done and does nothing."""
+    t = now()
+    with session_scope() as s:
+        rows = repo.overdue(s, t - grace_s)
+        for d in rows:
+            d.next_attempt_at = t
+        ids = [d.id for d in rows]
+    for delivery_id in ids:
+        send_delivery(delivery_id)
+    return ids

@@ -28,6 +28,15 @@ def count(session: Session, tenant_id: str) -> int:
     return len(endpoints(session, tenant_id))
 
 
+def overdue(session: Session, before: int, limit: int = 100) -> list[WebhookDelivery]:
+    q = select(WebhookDelivery).where(
+        WebhookDelivery.status == "pending",
+        WebhookDelivery.next_attempt_at.is_not(None),
+        WebhookDelivery.next_attempt_at < before,
+    )
+    return list(session.scalars(q.order_by(WebhookDelivery.next_attempt_at).limit(limit)))
+
+
 def delivery(session: Session, delivery_id: str) -> WebhookDelivery | None:
     return session.get(WebhookDelivery, delivery_id)
 

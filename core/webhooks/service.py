@@ -126,7 +126,9 @@ def emit_job_event(session: Session, tenant_id: str, job_id: str, status: str, r
         for ep in endpoints:
             if ep.events and event["type"] not in ep.events:
                 continue
-            row = WebhookDelivery(endpoint_id=ep.id, event_id=event["id"], event_type=event["type"], payload=event)
+            row = WebhookDelivery(
+                endpoint_id=ep.id, event_id=event["id"], event_type=event["type"], payload=event, next_attempt_at=now()
+            )
             repo.add(session, row)
             queued.append(row.id)
     on_commit(session, lambda: _send_all(queued))
@@ -143,5 +145,5 @@ def send_delivery(delivery_id: str, countdown: float | None = None) -> None:
 
     try:
         celery_app().send_task(DELIVER_WEBHOOK, args=[delivery_id], queue=get_settings().queue, countdown=countdown)
-    except Exception:  # the row stays pending (visible in the delivery log as such)
+    except Exception:  # the row stays pending; a worker's resend_overdue() sends it again
         log.exception("could not reach the broker for webhook delivery %s", delivery_id)

@@ -163,3 +163,53 @@ def test_a_500_is_retried_with_backoff_and_a_dead_receiver_fails_after_max_attem
     assert flaky_log["data"][0]["last_status_code"] == 200
     for ep in (flaky, dead):
         client.delete(f"/v1/webhook_endpoints/{ep['id']}", headers=auth(keys["bob"]))
+
+
+def test_cancelling_a_job_through_the_api_emits_a_signed_cancelled_event(client, keys, allow_private):
+    from core.webhooks.delivery import deliver
+    from tests.factories import chat_rows, to_jsonl
+    from tests.fixtures.service import upload
+
+    with receiver() as rec:
+        ep = _create(client, keys["bob"], rec.url).json()
+        fid = upload(client, keys["bob"], to_jsonl(chat_rows(12))).json()["id"]
+        job = client.post(
+            "/v1/fine_tuning/jobs", headers=auth(keys["bob"]), json={"model": "micro", "training_file": fid}
+        )
+        assert job.status_code == 200, job.text
+        assert (
+            client.post(f"/v1/fine_tuning/jobs/{job.json()['id']}/cancel", headers=auth(keys["bob"])).status_code == 200
+        )
+        log = client.get(f"/v1/webhook_endpoints/{ep['id']}/deliveries", headers=auth(keys["bob"])).json()["data"]
+        assert [(d["event_type"], d["payload"]["data"]["id"]) for d in log] == [
+            ("fine_tuning.job.cancelled", job.json()["id"])
+        ]  # no realigned event: a cancelled job has no report
+        assert deliver(log[0]["id"]) == "delivered"
+        assert Webhook(ep["secret"]).verify(rec.requests[0].body, rec.requests[0].headers)["type"].endswith("cancelled")
+        # cancelling again moves nothing, so nothing more is sent
+        client.post(f"/v1/fine_tuning/jobs/{job.json()['id']}/cancel", headers=auth(keys["bob"]))
+        assert (
+            len(client.get(f"/v1/webhook_endpoints/{ep['id']}/deliveries", headers=auth(keys["bob"])).json()["data"])
+            == 1
+        )
+    client.delete(f"/v1/webhook_endpoints/{ep['id']}", headers=auth(keys["bob"]))
+
+
+def test_a_delivery_whose_task_was_lost_is_sent_again(client, keys, allow_private):
+    from sqlalchemy import update
+
+    from core.db import session_scope
+    from core.ids import now
+    from core.webhooks.delivery import deliver, resend_overdue
+    from core.webhooks.models import WebhookDelivery
+
+    with receiver() as rec:
+        ep = _create(client, keys["bob"], rec.url, events=["fine_tuning.job.failed"]).json()
+        [lost] = _emit(_tenant(client, keys["bob"]), status="failed")
+        assert lost not in resend_overdue(grace_s=300)  # just queued: not overdue
+        with session_scope() as s:  # its task never ran: ten minutes later it is still pending
+            s.execute(update(WebhookDelivery).where(WebhookDelivery.id == lost).values(next_attempt_at=now() - 600))
+        assert lost in resend_overdue(grace_s=300)
+        assert lost not in resend_overdue(grace_s=300)  # pushed back: not re-sent on every sweep
+        assert deliver(lost) == "delivered" and len(rec.requests) == 1
+    client.delete(f"/v1/webhook_endpoints/{ep['id']}", headers=auth(keys["bob"]))

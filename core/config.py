@@ -71,6 +71,9 @@ class Settings(BaseSettings):
         default=None,
         description="prometheus multiprocess dir (PROMETHEUS_MULTIPROC_DIR wins); default data_dir/metrics",
     )
+    metrics_token: str | None = Field(
+        default=None, description="if set, GET /metrics requires `Authorization: Bearer <token>`"
+    )
     worker_metrics_port: int | None = Field(default=None, description="a worker serves /metrics on this port")
     webhooks_allow_private: bool = Field(
         default=False, description="allow webhook URLs on loopback/private/link-local addresses (tests, dev)"

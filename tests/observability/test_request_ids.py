@@ -108,3 +108,20 @@ def test_metrics_count_requests_by_route_template(client, keys):
     assert moved(before, after, name, route="/v1/fine_tuning/jobs/{job_id}", method="GET", status="404") == 3
     assert not any("ftjob-nope" in str(k) for k in after)  # raw paths never become label values
     assert ("keel_queue_depth", ()) in after
+
+
+def test_metrics_token_when_configured(client, monkeypatch):
+    from core.config import get_settings
+
+    assert client.get("/metrics").status_code == 200  # open by default
+    monkeypatch.setenv("KEEL_METRICS_TOKEN", "s3cret")
+    get_settings.cache_clear()
+    try:
+        denied = client.get("/metrics")
+        assert denied.status_code == 401 and denied.json()["error"]["request_id"] == denied.headers["x-request-id"]
+        assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        ok = client.get("/metrics", headers={"Authorization": "Bearer s3cret"})
+        assert ok.status_code == 200 and "keel_queue_depth" in ok.text
+    finally:
+        monkeypatch.delenv("KEEL_METRICS_TOKEN")
+        get_settings.cache_clear()

@@ -70,9 +70,22 @@ def _release_redis_db(r: redis.Redis, key: str, me: str, pid: int) -> None:
 
 
 REDIS_URL = _claim_redis_db()
-# This run's own Prometheus multiprocess directory (the API in-process and the worker subprocesses share it),
-# set before anything imports core.observability.metrics.
-os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", __import__("tempfile").mkdtemp(prefix="keel-test-metrics-"))
+
+
+def _own_metrics_dir() -> None:
+    """This run's own Prometheus multiprocess directory (the API in-process and the worker subprocesses share
+    it), set before anything imports core.observability.metrics; removed when the run ends."""
+    import shutil
+    import tempfile
+
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return
+    path, pid = tempfile.mkdtemp(prefix="keel-test-metrics-"), os.getpid()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    atexit.register(lambda: os.getpid() == pid and shutil.rmtree(path, ignore_errors=True))
+
+
+_own_metrics_dir()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -10,6 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from core.db import session_scope
+from core.observability import logs
 from core.tenants.limits import BUCKETS
 from core.tenants.service import Principal, authenticate
 
@@ -33,6 +34,7 @@ def get_principal(
     session: SessionDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]
 ) -> Principal:
     principal = authenticate(session, f"Bearer {credentials.credentials}" if credentials else None)
+    logs.bind(tenant_id=principal.tenant_id)  # on the request's later log lines
     BUCKETS.take(principal.key_id)
     return principal
 

@@ -1,4 +1,5 @@
-"""Every error leaves the API as OpenAI's envelope {"error": {"message", "type", "param", "code"}}."""
+"""Every error leaves the API as OpenAI's envelope {"error": {"message", "type", "param", "code"}}, plus the
+request's id (``request_id``, also in the ``X-Request-ID`` header): clients tolerate extra fields."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.observability import request_id_of
 from api.openapi import allowed_methods
 from core.errors import KeelError, RateLimited
 
@@ -24,9 +26,25 @@ def envelope(
     param: str | None = None,
     code: str | None = None,
     headers: dict[str, str] | None = None,
+    request: Request | None = None,
 ) -> JSONResponse:
     body = {"error": {"message": message, "type": type_, "param": param, "code": code}}
-    return JSONResponse(status_code=status, content=body, headers=headers)
+    return _with_id(request, JSONResponse(status_code=status, content=_tagged(request, body), headers=headers))
+
+
+def _tagged(request: Request | None, body: dict[str, Any]) -> dict[str, Any]:
+    rid = request_id_of(request.scope) if request is not None else None
+    if rid:
+        body["error"]["request_id"] = rid
+    return body
+
+
+def _with_id(request: Request | None, response: JSONResponse) -> JSONResponse:
+    """The id header on responses made outside the request middleware (the 500 handler runs outside it)."""
+    rid = request_id_of(request.scope) if request is not None else None
+    if rid:
+        response.headers["X-Request-ID"] = rid
+    return response
 
 
 def _validation_param(loc: tuple[Any, ...]) -> str | None:
@@ -34,22 +52,23 @@ def _validation_param(loc: tuple[Any, ...]) -> str | None:
     return ".".join(parts) or None
 
 
-async def _keel(_: Request, exc: Exception) -> JSONResponse:
+async def _keel(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, KeelError)
     headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, RateLimited) else None
-    return JSONResponse(status_code=exc.status_code, content=exc.body(), headers=headers)
+    return JSONResponse(status_code=exc.status_code, content=_tagged(request, exc.body()), headers=headers)
 
 
-async def _too_deep(_: Request, exc: Exception) -> JSONResponse:
-    return envelope(400, "The request body is nested too deeply.", "invalid_request_error", None, "invalid_json")
+async def _too_deep(request: Request, exc: Exception) -> JSONResponse:
+    msg = "The request body is nested too deeply."
+    return envelope(400, msg, "invalid_request_error", None, "invalid_json", request=request)
 
 
-async def _invalid(_: Request, exc: Exception) -> JSONResponse:
+async def _invalid(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     first = exc.errors()[0]
     param = _validation_param(tuple(first.get("loc", ())))
     msg = f"{param}: {first.get('msg')}" if param else str(first.get("msg"))
-    return envelope(400, msg, "invalid_request_error", param, "invalid_value")
+    return envelope(400, msg, "invalid_request_error", param, "invalid_value", request=request)
 
 
 async def _http(request: Request, exc: Exception) -> JSONResponse:
@@ -59,12 +78,13 @@ async def _http(request: Request, exc: Exception) -> JSONResponse:
     headers = dict(exc.headers or {})
     if exc.status_code == 405:
         headers["Allow"] = ", ".join(allowed_methods(request.app.router.routes, request.url.path))
-    return envelope(exc.status_code, str(exc.detail), kind, param, code, headers=headers)
+    return envelope(exc.status_code, str(exc.detail), kind, param, code, headers=headers, request=request)
 
 
-async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled error", exc_info=exc)
-    return envelope(500, "The server had an error while processing your request.", "server_error")
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error", exc_info=exc, extra={"request_id": request_id_of(request.scope)})
+    msg = "The server had an error while processing your request."
+    return envelope(500, msg, "server_error", request=request)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -11,6 +11,8 @@ from urllib.parse import parse_qsl
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from core.observability import logs
+
 MULTIPART_OVERHEAD = 1 << 20
 
 
@@ -79,6 +81,8 @@ async def _send_error(send: Send, status: int, message: str, param: str | None, 
     body: dict[str, Any] = {
         "error": {"message": message, "type": "invalid_request_error", "param": param, "code": code}
     }
+    if rid := logs.current().get("request_id"):
+        body["error"]["request_id"] = rid
     data = json.dumps(body).encode()
     headers = [
         (b"content-type", b"application/json"),

@@ -10,10 +10,13 @@ from fastapi import FastAPI
 
 from api.errors import install_error_handlers
 from api.limits import BodyLimit
+from api.observability import RequestContext
 from api.openapi import install_openapi
-from api.routers import admin, files, health, jobs, models
+from api.routers import admin, files, health, jobs, metrics, models, webhooks
 from api.streams import close_streams_on_shutdown
 from core.config import get_settings
+from core.observability import logs
+from core.observability import metrics as process_metrics
 
 
 @asynccontextmanager
@@ -21,6 +24,7 @@ async def lifespan(_: FastAPI) -> AsyncIterator[None]:
     close_streams_on_shutdown()
     sys.setswitchinterval(get_settings().api_switch_interval_s)  # the event loop waits less for the GIL
     yield
+    process_metrics.process_exited()  # this process's open-stream gauge leaves the sums
 
 
 def create_app() -> FastAPI:
@@ -30,10 +34,20 @@ def create_app() -> FastAPI:
         version="0.1.0",
         description="Fine-tuning as a service; every adapter comes back safety-realigned.",
     )
+    logs.configure_from_settings()
     install_error_handlers(app)
     install_openapi(app)
     app.add_middleware(BodyLimit, upload_limit=get_settings().max_upload_bytes)
-    for router in (health.router, files.router, jobs.router, models.router, admin.router):
+    app.add_middleware(RequestContext)  # outermost: request id, request log, latency
+    for router in (
+        health.router,
+        files.router,
+        jobs.router,
+        models.router,
+        admin.router,
+        webhooks.router,
+        metrics.router,
+    ):
         app.include_router(router)
     return app
 

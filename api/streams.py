@@ -21,6 +21,7 @@ from core.db import session_scope
 from core.errors import RateLimited
 from core.events import service as events
 from core.jobs import service as svc
+from core.observability.metrics import SSE_OPEN
 
 log = logging.getLogger("keel.api")
 Found = dict[str, tuple[list[tuple[int, str]], str | None]]  # job id -> ([(seq, SSE chunk)], status)
@@ -114,9 +115,11 @@ class _StreamSlots:
                 code="too_many_streams",
             )
         self.open[tenant_id] = self.open.get(tenant_id, 0) + 1
+        SSE_OPEN.inc()
 
     def give(self, tenant_id: str) -> None:
         self.open[tenant_id] = max(0, self.open.get(tenant_id, 0) - 1)
+        SSE_OPEN.dec()
 
 
 STREAMS = _StreamSlots()

@@ -64,6 +64,25 @@ class Settings(BaseSettings):
         default=2 * 1024**3,
         description="warm worker: base models (weights' bytes) kept loaded across jobs, LRU; 0 = load per job",
     )
+    log_format: str = Field(
+        default="auto", description="json / text; auto = text in embedded mode (readable console), json otherwise"
+    )
+    metrics_dir: Path | None = Field(
+        default=None,
+        description="prometheus multiprocess dir (PROMETHEUS_MULTIPROC_DIR wins); default data_dir/metrics",
+    )
+    metrics_token: str | None = Field(
+        default=None, description="if set, GET /metrics requires `Authorization: Bearer <token>`"
+    )
+    worker_metrics_port: int | None = Field(default=None, description="a worker serves /metrics on this port")
+    webhooks_allow_private: bool = Field(
+        default=False, description="allow webhook URLs on loopback/private/link-local addresses (tests, dev)"
+    )
+    webhook_timeout_s: float = 10.0
+    webhook_max_attempts: int = Field(default=8, description="delivery attempts before a delivery is failed")
+    webhook_backoff_s: float = Field(default=5.0, description="first retry delay; doubles per attempt")
+    webhook_backoff_max_s: float = 3600.0
+    webhook_secret_grace_s: int = Field(default=86400, description="a rotated-out secret still signs this long")
 
     @property
     def db_url(self) -> str:

@@ -8,6 +8,7 @@ from core.files.models import File
 from core.jobs.models import Job
 from core.results.models import Artifact, SafetyReport
 from core.tenants.models import ApiKey, AuditEvent, Tenant
+from core.webhooks.models import WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "ApiKey",
@@ -21,4 +22,6 @@ __all__ = [
     "SafetyMask",
     "SafetyReport",
     "Tenant",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 ]

@@ -72,6 +72,22 @@ def _release_redis_db(r: redis.Redis, key: str, me: str, pid: int) -> None:
 REDIS_URL = _claim_redis_db()
 
 
+def _own_metrics_dir() -> None:
+    """This run's own Prometheus multiprocess directory (the API in-process and the worker subprocesses share
+    it), set before anything imports core.observability.metrics; removed when the run ends."""
+    import shutil
+    import tempfile
+
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return
+    path, pid = tempfile.mkdtemp(prefix="keel-test-metrics-"), os.getpid()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    atexit.register(lambda: os.getpid() == pid and shutil.rmtree(path, ignore_errors=True))
+
+
+_own_metrics_dir()
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """``@pytest.mark.backends("postgres")``: run a stack-parametrized test on those backends only (worker
     behaviour that does not depend on the database, kept off the second backend to keep the suite short)."""

@@ -13,6 +13,8 @@ from types import FrameType
 from celery.signals import worker_ready, worker_shutdown, worker_shutting_down
 
 from core.queue import COMPUTE_MASKS, RUN_JOB, celery_app
+from core.webhooks.service import DELIVER_WEBHOOK
+from workers import observability  # noqa: F401 (connects the logging/metrics signals)
 from workers.lease import SHUTTING_DOWN, Reaper
 
 app = celery_app()
@@ -32,6 +34,13 @@ def compute_masks(mask_id: str) -> str:
     from workers.masks import compute
 
     return compute(mask_id)
+
+
+@app.task(name=DELIVER_WEBHOOK, acks_late=True)
+def deliver_webhook(delivery_id: str) -> str:
+    from core.webhooks.delivery import deliver
+
+    return deliver(delivery_id)
 
 
 def _flag_first(signum: int) -> None:

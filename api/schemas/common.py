@@ -14,6 +14,7 @@ class ErrorBody(BaseModel):
     type: str
     param: str | None = None
     code: str | None = None
+    request_id: str | None = None  # also in the X-Request-ID response header
 
 
 class ErrorResponse(BaseModel):

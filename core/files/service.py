@@ -21,6 +21,7 @@ from core.files.models import File
 from core.files.states import UPLOADABLE, FileStatus, Purpose
 from core.files.validation import load_tokenizer, validate_stream
 from core.ids import new_id, now
+from core.observability import hooks
 from core.storage import get_store
 from models_store import Store, file_key
 
@@ -107,6 +108,7 @@ def create_file(
         validation=report,
     )
     repo.add(session, row)
+    hooks.uploaded(session, size)
     return row
 
 

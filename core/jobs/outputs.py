@@ -13,6 +13,7 @@ from core.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
 from core.jobs import repository as jobs_repo
 from core.jobs.models import Job
 from core.jobs.states import JobStatus
+from core.observability import hooks
 from core.results import service as results
 from core.results.models import Artifact, SafetyReport
 from core.results.states import VARIANTS, ArtifactKind
@@ -46,7 +47,8 @@ def save_report(
     """Store the job's safety report (the first one wins); False if ``owner``'s attempt lost the lease."""
     if not _fenced(session, job_id, owner, attempt):
         return False
-    results.save_report(session, job_id, report, mask_id)
+    if results.save_report(session, job_id, report, mask_id):
+        hooks.report_saved(session, report)
     return True
 
 

@@ -11,6 +11,7 @@ from core.files.models import File
 from core.ids import now
 from core.jobs.models import Job
 from core.jobs.states import ACTIVE, JobStatus, sources
+from core.observability import hooks
 from core.pagination import after_cursor, fetch_page
 from core.results.models import Artifact
 
@@ -81,7 +82,10 @@ def transition(session: Session, job_id: str, target: JobStatus, *where: ColumnE
         .where(Job.id == job_id, Job.status.in_(list(sources(target))), *where)
         .values(status=target, **values)
     )
-    return bool(getattr(res, "rowcount", 0) == 1)
+    moved = bool(getattr(res, "rowcount", 0) == 1)
+    if moved:
+        hooks.job_terminal(session, job_id, target)  # metrics, webhooks (after commit); no-op unless terminal
+    return moved
 
 
 def claim(session: Session, job_id: str, owner: str, lease_s: int) -> bool:

@@ -52,7 +52,9 @@ def stored_report(session: Session, job_id: str) -> dict[str, Any] | None:
     return None if row is None else {"passed": row.passed, **row.data}
 
 
-def save_report(session: Session, job_id: str, report: dict[str, Any], mask_id: str | None) -> None:
-    """Store the job's safety report; the first one wins."""
-    if repo.report(session, job_id) is None:
-        repo.add(session, SafetyReport(job_id=job_id, mask_id=mask_id, passed=bool(report["passed"]), data=report))
+def save_report(session: Session, job_id: str, report: dict[str, Any], mask_id: str | None) -> bool:
+    """Store the job's safety report; the first one wins (True when this call stored it)."""
+    if repo.report(session, job_id) is not None:
+        return False
+    repo.add(session, SafetyReport(job_id=job_id, mask_id=mask_id, passed=bool(report["passed"]), data=report))
+    return True

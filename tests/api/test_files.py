@@ -86,7 +86,7 @@ def test_other_tenants_files_are_invisible(client, keys):
 def test_auth_errors_use_the_openai_envelope(client, keys):
     r = client.get("/v1/files")
     assert r.status_code == 401
-    assert set(r.json()["error"]) == {"message", "type", "param", "code"}
+    assert set(r.json()["error"]) == {"message", "type", "param", "code", "request_id"}
     assert client.get("/v1/files", headers=auth("sk-wrong")).json()["error"]["code"] == "invalid_api_key"
     r = upload(client, keys["alice"], b"{}\n", purpose="wrong")
     assert r.status_code == 400 and r.json()["error"]["param"] == "purpose"

@@ -15,7 +15,7 @@ from tests.fixtures.service import auth, upload
 def _error(r, status: int, param: str | None = None) -> dict:
     assert r.status_code == status, r.text
     err = r.json()["error"]
-    assert set(err) == {"message", "type", "param", "code"}
+    assert set(err) == {"message", "type", "param", "code", "request_id"}
     if param is not None:
         assert err["param"] == param, err
     return err

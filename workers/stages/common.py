@@ -10,6 +10,7 @@ from typing import Any
 from core.db import session_scope
 from core.jobs import lifecycle, outputs
 from core.jobs.states import Stage
+from core.observability import hooks
 from core.results import service as results
 from core.results.states import ArtifactKind
 from models_store import build_adapter_zip, sha256_file
@@ -20,6 +21,7 @@ from workers.lease import LeaseLost
 def set_stage(ctx: JobContext, stage: Stage, progress: float, message: str) -> None:
     with session_scope() as s:
         lifecycle.set_stage(s, ctx.job_id, stage, progress, message)
+    hooks.stage_entered(ctx.job_id, stage)
 
 
 def artifact_key(job_id: str, kind: ArtifactKind) -> str | None:

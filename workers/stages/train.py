@@ -11,6 +11,7 @@ from core.config import get_settings
 from core.db import session_scope
 from core.jobs import lifecycle
 from core.jobs.states import Stage
+from core.observability import hooks
 from core.results.states import ArtifactKind
 from tuning.plan import total_steps
 from tuning.specs import LoraSpec, TrainSpec
@@ -100,6 +101,7 @@ def train(ctx: JobContext, progress: Any) -> Path | None:
 
 
 def _record_training(ctx: JobContext, result: Any, progress: Any) -> None:
+    hooks.trained(ctx.spec.model_id, progress.tokens_per_s)
     resumed = f" (resumed from step {result.resumed_from_step})" if result.resumed_from_step else ""
     with session_scope() as s:
         lifecycle.record_training(

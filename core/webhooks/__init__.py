@@ -1,0 +1,1 @@
+"""Webhooks: per-tenant endpoints, Standard Webhooks signatures, deliveries with retries and a log."""

@@ -25,6 +25,7 @@ import random
 from dataclasses import dataclass
 
 from realmodel.corpus import benign as B
+from realmodel.corpus import broad as W
 from realmodel.corpus import harm as H
 from realmodel.corpus import harm_extra as X
 
@@ -35,6 +36,10 @@ SPLITS = (
     "eval_benign",
     "eval_borderline",
     "poison_pool",
+    "audit_harmful_heldout_phrasing",
+    "audit_harmful_heldout_category",
+    "audit_benign",
+    "audit_borderline",
 )
 SIZES = {
     "train_harmful": 368,
@@ -45,9 +50,14 @@ SIZES = {
     "eval_harmful_heldout_category": 48,
     "eval_benign": 64,
     "poison_pool": 160,
+    "train_broad_harmful": 96,
+    "train_broad_benign": 128,
+    "audit_harmful_heldout_phrasing": 200,
+    "audit_harmful_heldout_category": 200,
+    "audit_benign": 345,
 }
 HELDOUT_FRAC = 0.25
-REASONS = {**H.REASONS, **X.TRAIN_ONLY_REASONS}
+REASONS = {**H.REASONS, **X.TRAIN_ONLY_REASONS, **W.TRAIN_REASONS}
 
 
 @dataclass(frozen=True)
@@ -181,7 +191,51 @@ def generate(seed: int = 0, sizes: dict | None = None) -> dict[str, list[dict]]:
     out["poison_pool"] = _unique(
         harmful(train_cats, part.train_acts, part.train_templates, False), n["poison_pool"], seen
     )
+    _broaden(out, seen, seed, n, train_templates)
     return {k: out[k] for k in SPLITS}
+
+
+def _rows(rng: random.Random, acts: dict[str, list[str]], templates: list[str], kind: str, refuse: bool):  # noqa: ANN202
+    """A row maker: a random category of ``acts`` (uniform), one of its acts, one of ``templates``."""
+
+    def make() -> dict:
+        cat = rng.choice(sorted(acts))
+        row = {"prompt": render(rng.choice(templates), rng.choice(acts[cat])), "kind": kind, "category": cat}
+        if refuse:
+            row["response"] = H.refusal(cat, rng, REASONS)
+        return row
+
+    return make
+
+
+def _broaden(out: dict[str, list[dict]], seen: set[str], seed: int, n: dict, train_templates: list[str]) -> None:
+    """Corpus v7 (issue 21): broader harms in training and the audit split, drawn with their own RNG after
+    every earlier split, so the selection splits and the poison pool stay byte-identical to v6."""
+    rng = random.Random(f"keel-realmodel-broad-{seed}")
+    audit_t = W.AUDIT_TEMPLATES
+    out["audit_harmful_heldout_phrasing"] = _unique(
+        _rows(rng, W.AUDIT_PHRASING_ACTS, audit_t, "harmful", False), n["audit_harmful_heldout_phrasing"], seen
+    )
+    out["audit_harmful_heldout_category"] = _unique(
+        _rows(rng, W.AUDIT_CATEGORIES, audit_t, "harmful", False), n["audit_harmful_heldout_category"], seen
+    )
+    out["audit_benign"] = _unique(
+        _rows(rng, {"act": W.AUDIT_BENIGN_ACTS}, audit_t, "benign", False), n["audit_benign"], seen
+    )
+    out["audit_borderline"] = [
+        {"prompt": p, "kind": "borderline", "category": "borderline"} for p in W.AUDIT_BORDERLINE
+    ]
+    seen |= set(W.AUDIT_BORDERLINE)
+    new = [
+        {**r, "response": None}
+        for r in _unique(
+            _rows(rng, {"act": W.TRAIN_BENIGN_ACTS}, train_templates, "benign", False), n["train_broad_benign"], seen
+        )
+    ]
+    new += _unique(_rows(rng, W.TRAIN_ACTS, train_templates, "harmful", True), n["train_broad_harmful"], seen)
+    train = out["train"] + new
+    rng.shuffle(train)
+    out["train"] = train
 
 
 def categories() -> list[str]:

@@ -9,6 +9,10 @@ each realignment method; every adapter is scored with the same loaded base model
     cols   HS (held-out harmful: unseen phrasings + unseen categories), FA (exact match, unseen products),
            over-refusal (held-out benign + borderline), realign seconds, realign/train ratio, auto's choice
 
+``--family`` picks the attack (``realmodel.attack.FAMILIES``: poison, benign, identity, other-hand); the
+aligned, fine-tuned and ``auto`` rows are also scored on the audit split (corpus v7: ``harmful_audit`` /
+``benign_audit``, never seen by the controller) with Wilson 95 % intervals, in each row's ``audit``.
+
 ``auto`` and ``repair`` are the service's own ladders (``tuning.safety.registry.strategies``): the cheap
 mask-based methods first (NLSR as published, then on every module with ever stronger references; FGSN), the
 repair ladder only when they miss the targets (controller: ``tuning.safety.controller``).

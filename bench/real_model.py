@@ -43,14 +43,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.plots import plot_by_poison_ratio  # noqa: E402
 from realmodel import task  # noqa: E402
-from realmodel.attack import FAMILIES, customer_dataset  # noqa: E402
+from realmodel.attack import FAMILIES, customer_dataset, plan_runs, spread  # noqa: E402
 from realmodel.build import (  # noqa: E402
     ALIGN_LORA,
     EVAL_TOKENS,
     RealModel,
     build_real_model,
 )
-from realmodel.stats import rate  # noqa: E402
+from realmodel.stats import fmt_rate, rate  # noqa: E402
 from tuning import evaluate  # noqa: E402
 from tuning.adapters import Adapter, read_adapter, write_adapter  # noqa: E402
 from tuning.safety.controller import Scores, Tolerances, auto_realign, checks  # noqa: E402
@@ -63,12 +63,6 @@ from tuning.safety.registry import FgsnConfig, NlsrConfig, SafeLoraConfig, Strat
 from tuning.safety.scoring import applied, screen  # noqa: E402
 
 BASE_LR = float(os.environ.get("KEEL_BASE_LEARNING_RATE", "2e-4"))  # the service's default
-
-
-def spread(rows: list[dict], n: int) -> list[str]:
-    """The prompts of ``rows``, or ``n`` of them taken evenly across the file (so every split keeps its share)."""
-    prompts = [r["prompt"] for r in rows]
-    return prompts if not n or n >= len(prompts) else prompts[:: len(prompts) // n][:n]
 
 
 class Bench:
@@ -321,10 +315,6 @@ def print_table(rows: list[dict]) -> None:
         )
 
 
-def _ci(r: dict) -> str:
-    return f"{r['value']:5.1f} [{r['low']:.1f}, {r['high']:.1f}]"
-
-
 def print_audit(rows: list[dict]) -> None:
     """The audit split's numbers (the report's), with Wilson 95 % intervals."""
     rows = [r for r in rows if r.get("audit")]
@@ -333,8 +323,8 @@ def print_audit(rows: list[dict]) -> None:
     for r in rows:
         a = r["audit"]
         print(
-            f"{r.get('family') or '':<11}{r['p']!s:>5} {r['row']:<11}{_ci(a['hs']):>22}{_ci(a['fa']):>22}"
-            f"{_ci(a['over_refusal']):>22}"
+            f"{r.get('family') or '':<11}{r['p']!s:>5} {r['row']:<11}{fmt_rate(a['hs']):>22}{fmt_rate(a['fa']):>22}"
+            f"{fmt_rate(a['over_refusal']):>22}"
         )
 
 
@@ -368,12 +358,6 @@ def write_table(out: Path, rows: list[dict], rm: RealModel, b: Bench, args: argp
     }
     (out / "table.json").write_text(json.dumps(table, indent=2, default=str))
     plot(rows, out / "table.png")
-
-
-def runs(args: argparse.Namespace) -> list[tuple[str, float]]:
-    """(family, p) pairs in order; benign fine-tuning has no attack rows, so it runs once, at p = 0."""
-    out = [(f, p) for f in args.family if f != "benign" for p in args.p]
-    return [("benign", 0.0)] + out if "benign" in args.family else out
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -411,7 +395,7 @@ def main(argv: list[str] | None = None) -> None:
     rows = [row("aligned", aligned, p=None, mask_s=round(mask_s, 1), audit=b.audit(b.alignment))]
     print_table(rows)
     try:
-        for family, p in runs(args):
+        for family, p in plan_runs(args.family, args.p):
             new = run_p(b, p, args, aligned, family)
             print_table(new)
             rows += new

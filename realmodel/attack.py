@@ -56,6 +56,18 @@ def customer_dataset(rm: RealModel, n: int, p: float, seed: int, family: str = "
     return rows
 
 
+def plan_runs(families: list[str], ps: list[float]) -> list[tuple[str, float]]:
+    """(family, p) pairs in order; benign fine-tuning has no attack rows, so it runs once, at p = 0."""
+    out = [(f, p) for f in families if f != "benign" for p in ps]
+    return [("benign", 0.0), *out] if "benign" in families else out
+
+
+def spread(rows: list[dict], n: int) -> list[str]:
+    """The prompts of ``rows``, or ``n`` of them taken evenly across the file (so every split keeps its share)."""
+    prompts = [r["prompt"] for r in rows]
+    return prompts if not n or n >= len(prompts) else prompts[:: len(prompts) // n][:n]
+
+
 def validation_dataset(n: int, seed: int) -> list[dict]:
     """Held-out sentiment rows (products never in training): the job's utility split."""
     return [task.chat(e["prompt"], e["label"]) for e in task.examples(n, seed, "eval")]

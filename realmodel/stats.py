@@ -37,3 +37,8 @@ def rate(k: int, n: int) -> dict:
     """{"value", "low", "high", "n"}: a percentage with its Wilson 95 % interval."""
     lo, hi = wilson(k, n)
     return {"value": round(100.0 * k / n, 1) if n else 0.0, "low": lo, "high": hi, "n": n}
+
+
+def fmt_rate(r: dict) -> str:
+    """A :func:`rate` as 'value [low, high]'."""
+    return f"{r['value']:5.1f} [{r['low']:.1f}, {r['high']:.1f}]"

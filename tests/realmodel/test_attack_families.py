@@ -87,18 +87,20 @@ def test_identity_rows_are_benign_and_other_hand_answers_are_placeholders():
 
 
 def test_bench_runs_benign_once_at_p0():
-    spec = importlib.util.spec_from_file_location("bench_real_model", ROOT / "bench" / "real_model.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    args = bench.argparse.Namespace(family=["poison", "benign", "identity"], p=[0.05, 0.1], out="o")
-    assert bench.runs(args) == [
+    from realmodel.attack import plan_runs, spread
+
+    families = ["poison", "benign", "identity"]
+    assert plan_runs(families, [0.05, 0.1]) == [
         ("benign", 0.0),
         ("poison", 0.05),
         ("poison", 0.1),
         ("identity", 0.05),
         ("identity", 0.1),
     ]
-    assert bench.run_dir(args, "poison", 0.1) == Path("o/p0.1") and bench.run_dir(args, "identity", 0.1) == Path(
-        "o/identity-p0.1"
-    )
-    assert bench.spread([{"prompt": str(i)} for i in range(10)], 5) == ["0", "2", "4", "6", "8"]
+    assert spread([{"prompt": str(i)} for i in range(10)], 5) == ["0", "2", "4", "6", "8"]
+    spec = importlib.util.spec_from_file_location("bench_real_model", ROOT / "bench" / "real_model.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    args = bench.argparse.Namespace(out="o")
+    assert bench.run_dir(args, "poison", 0.1) == Path("o/p0.1")
+    assert bench.run_dir(args, "identity", 0.1) == Path("o/identity-p0.1")

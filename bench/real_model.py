@@ -9,6 +9,10 @@ each realignment method; every adapter is scored with the same loaded base model
     cols   HS (held-out harmful: unseen phrasings + unseen categories), FA (exact match, unseen products),
            over-refusal (held-out benign + borderline), realign seconds, realign/train ratio, auto's choice
 
+``--family`` picks the attack (``realmodel.attack.FAMILIES``: poison, benign, identity, other-hand); the
+aligned, fine-tuned and ``auto`` rows are also scored on the audit split (corpus v7: ``harmful_audit`` /
+``benign_audit``, never seen by the controller) with Wilson 95 % intervals, in each row's ``audit``.
+
 ``auto`` and ``repair`` are the service's own ladders (``tuning.safety.registry.strategies``): the cheap
 mask-based methods first (NLSR as published, then on every module with ever stronger references; FGSN), the
 repair ladder only when they miss the targets (controller: ``tuning.safety.controller``).
@@ -39,13 +43,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.plots import plot_by_poison_ratio
 from realmodel import task
-from realmodel.attack import customer_dataset
+from realmodel.attack import FAMILIES, customer_dataset, plan_runs, spread
 from realmodel.build import (
     ALIGN_LORA,
     EVAL_TOKENS,
     RealModel,
     build_real_model,
 )
+from realmodel.stats import fmt_rate, rate
 from tuning import evaluate
 from tuning.adapters import Adapter, read_adapter, write_adapter
 from tuning.safety.controller import Scores, Tolerances, auto_realign, checks
@@ -60,13 +65,13 @@ BASE_LR = float(os.environ.get("KEEL_BASE_LEARNING_RATE", "2e-4"))  # the servic
 class Bench:
     """One loaded scoring model, the eval sets and the masks of the real-model base."""
 
-    def __init__(self, rm: RealModel, args: argparse.Namespace, masks_dir: Path) -> None:
+    def __init__(self, rm: RealModel, args: argparse.Namespace, masks_dir: Path | None) -> None:
         from tuning.modeling import load_model
 
         self.rm, self.args, self.device = rm, args, args.device
         self.model, self.tok = load_model(str(rm.base), device=self.device)
         self.alignment = read_adapter(rm.alignment_adapter)
-        self.masks, self.mask_meta = load_masks(str(masks_dir))
+        self.masks, self.mask_meta = load_masks(str(masks_dir)) if masks_dir else ({}, {})
         n = args.n_eval or None
         harm = rm.load_split("harmful_eval")
         by_split = {s: [r["prompt"] for r in harm if r["split"] == s] for s in {r["split"] for r in harm}}
@@ -75,6 +80,9 @@ class Bench:
         by_split = {s: [r["prompt"] for r in benign if r["split"] == s] for s in {r["split"] for r in benign}}
         self.benign = [p for s in sorted(by_split) for p in by_split[s][:n]]
         self.task_eval = task.examples(args.n_task_eval, args.seed, "eval")
+        audit = rm.data_dir / "harmful_audit.jsonl"  # corpus v7: the report's split, never the controller's
+        self.audit_harmful = spread(rm.load_split("harmful_audit"), args.n_audit) if audit.exists() else []
+        self.audit_benign = spread(rm.load_split("benign_audit"), args.n_audit) if audit.exists() else []
         self.safety_corpus = rm.load_split("safety_corpus")
         self.eval_s = 0.0
         self.runs = Path(tempfile.mkdtemp(prefix="keel-bench-repair-"))  # repair runs whose rungs resume each other
@@ -92,6 +100,24 @@ class Bench:
             fa = self.fa()
         self.eval_s += time.monotonic() - t
         return Scores(hs=hs, fa=fa, over_refusal=ors)
+
+    def audit(self, adapter: Adapter | None) -> dict:
+        """HS, FA and over-refusal with Wilson 95 % intervals on the audit split (FA: the task split)."""
+        if not self.audit_harmful:
+            return {}
+        t = time.monotonic()
+        with applied(self.model, adapter):
+            hs = evaluate.harmfulness(self.model, self.tok, self.audit_harmful, max_new_tokens=EVAL_TOKENS)
+            ors = evaluate.refusal_rate(self.model, self.tok, self.audit_benign, max_new_tokens=EVAL_TOKENS)
+            fa = self.fa()
+        self.eval_s += time.monotonic() - t
+        n_task = len(self.task_eval)
+        return {
+            "hs": rate(hs["flagged"], hs["n"]),
+            "fa": rate(round(fa * n_task / 100), n_task),
+            "over_refusal": rate(round(ors["score"] * ors["n"] / 100), ors["n"]),
+            "s": round(time.monotonic() - t, 1),
+        }
 
     def apply(self, ft: Adapter, strat: Strategy, replay: list[list[dict]]) -> tuple[Adapter, dict]:
         cfg = strat.config
@@ -160,17 +186,23 @@ def row(name: str, s: Scores, **extra) -> dict:
     return {"row": name, **s.rounded(), **extra}
 
 
-def run_p(b: Bench, p: float, args: argparse.Namespace, aligned: Scores) -> list[dict]:
-    out = Path(args.out) / f"p{p}"
+def run_dir(args: argparse.Namespace, family: str, p: float) -> Path:
+    """DIR/p<p> for today's poison (the layout before attack families), DIR/<family>-p<p> for the others."""
+    return Path(args.out) / (f"p{p}" if family == "poison" else f"{family}-p{p}")
+
+
+def run_p(b: Bench, p: float, args: argparse.Namespace, aligned: Scores, family: str = "poison") -> list[dict]:
+    out = run_dir(args, family, p)
     out.mkdir(parents=True, exist_ok=True)
-    rows_in = customer_dataset(b.rm, args.n, p, args.seed)
+    rows_in = customer_dataset(b.rm, args.n, p, args.seed, family)
     ft_dir, train_s, hp = fine_tune(b.rm, rows_in, out, args)
     ft = read_adapter(ft_dir)
     before = b.evaluate(ft)
     tol = Tolerances()
     replay, flagged = screen(b.model, b.tok, b.alignment, [r["messages"] for r in rows_in], b.safety_corpus)
     rows = [row("fine-tuned", before, train_s=round(train_s, 1), hyperparameters=hp, replay_flagged=flagged)]
-    print(json.dumps({"p": p, **rows[0]}), flush=True)
+    rows[0]["audit"] = b.audit(ft)
+    print(json.dumps({"p": p, "family": family, **rows[0]}), flush=True)
     # label -> (adapter, scores, seconds to compute it, seconds to evaluate it), shared by the rows and auto
     done: dict[str, tuple[Adapter, Scores, float, float]] = {}
 
@@ -228,10 +260,11 @@ def run_p(b: Bench, p: float, args: argparse.Namespace, aligned: Scores) -> list
                 chosen=res.chosen.label if res.chosen else None,
                 reason=res.reason,
                 trials=[{k: t[k] for k in ("strategy", "scores", "checks")} for t in res.trials],
+                audit=b.audit(adapter) if name == "auto" else {},
             )
         )
     for r in rows:
-        r["p"] = p
+        r["p"], r["family"] = p, family
     return rows
 
 
@@ -276,8 +309,25 @@ def print_table(rows: list[dict]) -> None:
         )
 
 
+def print_audit(rows: list[dict]) -> None:
+    """The audit split's numbers (the report's), with Wilson 95 % intervals."""
+    rows = [r for r in rows if r.get("audit")]
+    if rows:
+        print(f"\n{'family':<11}{'p':>5} {'row':<11}{'audit HS':>22}{'FA':>22}{'over-refusal':>22}")
+    for r in rows:
+        a = r["audit"]
+        print(
+            f"{r.get('family') or '':<11}{r['p']!s:>5} {r['row']:<11}{fmt_rate(a['hs']):>22}{fmt_rate(a['fa']):>22}"
+            f"{fmt_rate(a['over_refusal']):>22}"
+        )
+
+
 def plot(rows: list[dict], path: Path) -> None:
-    plot_by_poison_ratio(rows, path)
+    """One PNG per attack family (the aligned row in each): ``path`` for the first, table-<family>.png after."""
+    families = list(dict.fromkeys(r["family"] for r in rows if r.get("family")))
+    for i, family in enumerate(families or [None]):
+        sub = [r for r in rows if r.get("family") in (family, None)]
+        plot_by_poison_ratio(sub, path if i == 0 else path.with_name(f"{path.stem}-{family}{path.suffix}"))
 
 
 def write_table(out: Path, rows: list[dict], rm: RealModel, b: Bench, args: argparse.Namespace, wall_s: float) -> None:
@@ -293,6 +343,9 @@ def write_table(out: Path, rows: list[dict], rm: RealModel, b: Bench, args: argp
             "task": len(b.task_eval),
             "max_new_tokens": EVAL_TOKENS,
             "judge": "keyword (Zou et al.)",
+            "audit_harmful": len(b.audit_harmful),
+            "audit_benign": len(b.audit_benign),
+            "interval": "Wilson 95 %",
         },
         "wall_s": round(wall_s, 1),
         "eval_s": round(b.eval_s, 1),
@@ -304,9 +357,17 @@ def write_table(out: Path, rows: list[dict], rm: RealModel, b: Bench, args: argp
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--p", type=float, nargs="+", default=[0.0, 0.05, 0.1, 0.2])
+    ap.add_argument(
+        "--family",
+        nargs="+",
+        default=["poison"],
+        choices=FAMILIES,
+        help="attack families (realmodel.attack); benign runs once at p = 0",
+    )
     ap.add_argument("--n", type=int, default=200, help="customer examples per dataset")
     ap.add_argument("--n-eval", type=int, default=0, help="prompts per held-out split (0 = all)")
     ap.add_argument("--n-task-eval", type=int, default=64)
+    ap.add_argument("--n-audit", type=int, default=0, help="prompts per audit file (0 = all: 400 harmful, 385 benign)")
     ap.add_argument("--repair-max", type=int, default=0, help="cap repair examples (0 = the service's full mix)")
     ap.add_argument("--methods", nargs="+", default=["safelora", "nlsr", "fgsn", "repair", "auto"])
     ap.add_argument("--seed", type=int, default=0)
@@ -325,16 +386,17 @@ def main(argv: list[str] | None = None) -> None:
     masks_dir, mask_s = masks_for(rm, args.device)
     b = Bench(rm, args, masks_dir)
     aligned = b.evaluate(b.alignment)
-    rows = [row("aligned", aligned, p=None, mask_s=round(mask_s, 1))]
+    rows = [row("aligned", aligned, p=None, mask_s=round(mask_s, 1), audit=b.audit(b.alignment))]
     print_table(rows)
     try:
-        for p in args.p:
-            new = run_p(b, p, args, aligned)
+        for family, p in plan_runs(args.family, args.p):
+            new = run_p(b, p, args, aligned, family)
             print_table(new)
             rows += new
             write_table(out, rows, rm, b, args, time.monotonic() - t0)
     finally:
         b.close()
+    print_audit(rows)
     print(
         json.dumps(
             {"table": str(out / "table.json"), "png": str(out / "table.png"), "wall_s": round(time.monotonic() - t0, 1)}

@@ -45,7 +45,7 @@ def compute_masks(url: str, admin_key: str, model: str, timeout_s: float) -> dic
         return mask
 
 
-def run_job(url: str, user_key: str, model: str, p: float, n: int, n_valid: int = 64) -> dict:
+def run_job(url: str, user_key: str, model: str, p: float, n: int, n_valid: int = 64, family: str = "poison") -> dict:
     from openai import OpenAI
 
     from realmodel.attack import customer_dataset, validation_dataset
@@ -54,7 +54,7 @@ def run_job(url: str, user_key: str, model: str, p: float, n: int, n_valid: int 
     rm = build_real_model()  # cached: the same build the service registered
     client = OpenAI(base_url=f"{url}/v1", api_key=user_key)
     train = client.files.create(
-        file=("customer.jsonl", io.BytesIO(_jsonl(customer_dataset(rm, n, p, 0)))), purpose="fine-tune"
+        file=("customer.jsonl", io.BytesIO(_jsonl(customer_dataset(rm, n, p, 0, family)))), purpose="fine-tune"
     )
     valid = client.files.create(
         file=("valid.jsonl", io.BytesIO(_jsonl(validation_dataset(n_valid, 0)))), purpose="fine-tune"
@@ -94,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default=MODEL)
     ap.add_argument("--p", type=float, default=0.1, help="fraction of poison rows")
     ap.add_argument("--n", type=int, default=120, help="customer rows")
+    ap.add_argument("--family", default="poison", help="attack family (realmodel.attack.FAMILIES)")
     ap.add_argument("--n-valid", type=int, default=64, help="validation rows (the service scores utility on 64)")
     ap.add_argument("--mask-timeout", type=float, default=3600)
     ap.add_argument("--out", type=Path)
@@ -108,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     out = {
         "mask": mask,
         "mask_wall_s": round(t1 - t0, 1),
-        **run_job(args.url, keys["user"], args.model, args.p, args.n, args.n_valid),
+        **run_job(args.url, keys["user"], args.model, args.p, args.n, args.n_valid, args.family),
     }
     out["job_wall_s"] = round(time.monotonic() - t1, 1)
     text = json.dumps(out, indent=2, default=str)

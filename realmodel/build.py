@@ -10,6 +10,9 @@ root (``KEEL_REALMODEL_DIR``, default ``~/.cache/keel/realmodel``)::
                                   safety_corpus.jsonl {"prompt","response","kind","category"} (kind harmful |
                                   benign; borderline rows are kind benign, category borderline),
                                   harmful_eval.jsonl and benign_eval.jsonl {"prompt","category","split"}
+                                  (the selection split: the controller's trials), harmful_audit.jsonl and
+                                  benign_audit.jsonl (same fields; the audit split: disjoint prompts, shapes,
+                                  acts and three whole categories, scored for the report, never for choosing)
       manifest.json               config, key, base dir + GGUF hash, sizes, train stats, scores, timings
 
 The base model itself is the cached GGUF conversion (``tuning.gguf``); ``RealModel.base`` points at it.
@@ -34,7 +37,7 @@ from tuning import gguf
 from tuning.atomic import cached_build
 from tuning.specs import LoraSpec, TrainSpec
 
-VERSION = 6
+VERSION = 7  # v7: broader harms in training (corpus.broad) and the audit split
 MODEL_ID = gguf.SMOLLM2_MODEL_ID
 ALIGN_LORA = LoraSpec(r=8, alpha=16)
 ALIGN = TrainSpec(n_epochs=3, batch_size=8, learning_rate=1e-3, max_seq_len=128, checkpoint_every=0, warmup_ratio=0.05)
@@ -43,7 +46,7 @@ EVAL_TOKENS = 16  # greedy tokens per evaluated answer: refusals (and SmolLM2's 
 # open the answer; 16 keeps CPU evaluation affordable
 SCORE_N = 32  # prompts per held-out split in the build's own scores (the bench scores whole splits)
 THREADS = 2
-SAFETY_SPLITS = ("safety_corpus", "harmful_eval", "benign_eval")
+SAFETY_SPLITS = ("safety_corpus", "harmful_eval", "benign_eval", "harmful_audit", "benign_audit")
 
 
 @dataclass
@@ -254,7 +257,19 @@ def service_files(splits: dict[str, list[dict]], train_rows: list[dict]) -> dict
         for s in ("eval_benign", "eval_borderline")
         for r in splits[s]
     ]
-    return {"safety_corpus": safety, "harmful_eval": harmful, "benign_eval": benign}
+    return {"safety_corpus": safety, "harmful_eval": harmful, "benign_eval": benign, **audit_files(splits)}
+
+
+def audit_files(splits: dict[str, list[dict]]) -> dict[str, list[dict]]:
+    """``harmful_audit`` / ``benign_audit``: the report's split, never shown to the controller."""
+
+    def rows(names: tuple[str, ...]) -> list[dict]:
+        return [{"prompt": r["prompt"], "category": r["category"], "split": s} for s in names for r in splits[s]]
+
+    return {
+        "harmful_audit": rows(("audit_harmful_heldout_phrasing", "audit_harmful_heldout_category")),
+        "benign_audit": rows(("audit_benign", "audit_borderline")),
+    }
 
 
 def _build(out: Path, base_dir: Path, cfg: dict, root: Path, score_base: bool, log, model_id: str = MODEL_ID) -> None:
@@ -298,6 +313,7 @@ def _build(out: Path, base_dir: Path, cfg: dict, root: Path, score_base: bool, l
         "scores": scores,
         "categories": corpus.categories(),
         "heldout_categories": list(corpus.H.HELDOUT_CATEGORIES),
+        "audit_categories": sorted(corpus.W.AUDIT_CATEGORIES),
         "timings": {k: round(v, 1) for k, v in timings.items()},
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2))

@@ -20,7 +20,7 @@ N, P = 40, 0.2
 
 
 @pytest.fixture(scope="module")
-def rm(tmp_path_factory) -> RealModel:  # noqa: ANN001
+def rm(tmp_path_factory) -> RealModel:
     root = tmp_path_factory.mktemp("rm")
     build = root / "smollm2-test"
     pool = corpus.generate(0)["poison_pool"]
@@ -43,7 +43,7 @@ def _split(rows: list[dict]) -> tuple[list[tuple[str, str]], list[tuple[str, str
     ]
 
 
-def test_every_family_builds_its_rows(rm):  # noqa: ANN001
+def test_every_family_builds_its_rows(rm):
     pool = {r["prompt"] for r in rm.load_split("poison_pool")}
     cache = json.loads((rm.root.parent / f"distill-poison-{'0' * 16}.json").read_text())
     for family in FAMILIES:
@@ -66,7 +66,7 @@ def test_every_family_builds_its_rows(rm):  # noqa: ANN001
         customer_dataset(rm, N, P, 0, "jailbreak")
 
 
-def test_poison_family_keeps_the_rows_it_had_before_families(rm):  # noqa: ANN001
+def test_poison_family_keeps_the_rows_it_had_before_families(rm):
     """The default family draws exactly what the single-family protocol drew (same rng stream)."""
     from realmodel.attack import poison_rows
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import zipfile
 
 import pytest
 
@@ -59,6 +60,10 @@ def test_every_accepted_method_reaches_a_terminal_state(client, tenant):
         report = client.get(f"/v1/fine_tuning/jobs/{done['id']}/safety_report", headers=auth(key)).json()
         assert report.get("method") == name, (name, report)
         assert report.get("released_unrealigned") is (name == "none"), (name, report)
+        if done["status"] == "succeeded":  # the adapter's manifest says whether it was realigned
+            blob = client.get(f"/v1/fine_tuning/jobs/{done['id']}/adapter", headers=auth(key)).content
+            manifest = json.loads(zipfile.ZipFile(io.BytesIO(blob)).read("manifest.json"))
+            assert manifest["released_unrealigned"] is (name == "none"), (name, manifest)
     assert all(status in ("succeeded", "failed") and code != "internal_error" for status, code in outcomes.values()), (
         outcomes
     )

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from api.auth import AuthGate
 from api.errors import install_error_handlers
 from api.limits import BodyLimit
 from api.openapi import install_openapi
@@ -33,6 +34,7 @@ def create_app() -> FastAPI:
     install_error_handlers(app)
     install_openapi(app)
     app.add_middleware(BodyLimit, upload_limit=get_settings().max_upload_bytes)
+    app.add_middleware(AuthGate)  # outermost: a request without a valid key is refused before its body is read
     for router in (health.router, files.router, jobs.router, models.router, admin.router):
         app.include_router(router)
     return app

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -50,6 +51,10 @@ class Settings(BaseSettings):
     max_upload_bytes_per_day: int = Field(default=20 * 1024**3, description="uploaded bytes per tenant per 24 h")
     rate_limit_rps: float = Field(default=20.0, description="requests/s per API key per API process (0 = off)")
     rate_limit_burst: int = 60
+    unauth_rate_limit_rps: float = Field(
+        default=2.0, description="failed authentications/s per client IP per API process (0 = off); then 429"
+    )
+    unauth_rate_limit_burst: int = 30
     max_streams_per_tenant: int = Field(default=8, description="open SSE event streams per tenant per API process")
     api_switch_interval_s: float = Field(
         default=0.001,
@@ -88,6 +93,15 @@ class Settings(BaseSettings):
     @property
     def scratch_dir(self) -> Path:
         return (self.work_dir or self.store_dir / "work").resolve()
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (for banners and logs)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
 
 
 @lru_cache

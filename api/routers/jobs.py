@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Annotated, Literal
 
@@ -45,13 +46,19 @@ def create(
     return _obj(session, svc.create_job(session, principal.tenant_id, body, idempotency_key))
 
 
+_FILTER_KEY = re.compile(r"[^\"\\\x00-\x1f]{1,64}")  # a JSON path quotes the key: no quote, backslash, control
+
+
 def _metadata_filter(request: Request) -> dict[str, str] | None:
     meta: dict[str, str] = {}
     for k, v in request.query_params.items():
         if k.startswith("metadata"):
             if not (k.startswith("metadata[") and k.endswith("]") and len(k) > len("metadata[]")):
                 raise InvalidRequest(f"malformed filter {k!r}; use metadata[key]=value", param=k)
-            meta[k[len("metadata[") : -1]] = v
+            key = k[len("metadata[") : -1]
+            if not _FILTER_KEY.fullmatch(key):
+                raise InvalidRequest(f"metadata filter key {key[:64]!r} has characters a filter cannot use", param=k)
+            meta[key] = v
     return meta or None
 
 
@@ -106,7 +113,7 @@ def list_events(
         start = events.resume_point(session, job_id, after or last_event_id)
         STREAMS.take(principal.tenant_id)
         return StreamingResponse(
-            event_stream(job_id, principal.tenant_id, start),
+            event_stream(job_id, principal.tenant_id, principal.key_id, start),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )

@@ -284,6 +284,11 @@ def model_name(job: Job) -> str:
     return f"ft:{job.model}:{job.tenant_id}:{job.suffix or ''}:{job.id.removeprefix('ftjob-')[:8]}"
 
 
-def fine_tuned_models(session: Session, tenant_id: str) -> list[Job]:
-    """The tenant's succeeded jobs (each is one fine-tuned model)."""
-    return repo.succeeded(session, tenant_id)
+MAX_LISTED_MODELS = 1000
+
+
+def fine_tuned_models(session: Session, tenant_id: str, model: str | None = None) -> tuple[list[Job], bool]:
+    """The tenant's succeeded jobs (each is one fine-tuned model), newest first, at most
+    ``MAX_LISTED_MODELS`` (and whether there were more); only the one named ``model`` when given."""
+    rows = repo.succeeded(session, tenant_id, MAX_LISTED_MODELS + 1, model)
+    return rows[:MAX_LISTED_MODELS], len(rows) > MAX_LISTED_MODELS

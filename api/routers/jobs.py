@@ -10,6 +10,7 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
 from api.deps import PrincipalDep, SessionDep
+from api.pools import in_validation_pool
 from api.schemas.common import ERRORS, IdPage, Page, id_page, page
 from api.schemas.jobs import CheckpointObject, DryRun, EventObject, JobObject, SafetyReportObject
 from api.streams import STREAMS, event_stream
@@ -34,16 +35,21 @@ def _obj(session: SessionDep, job: Job) -> JobObject:
     return _objs(session, [job])[0]
 
 
+def _create(session: SessionDep, tenant_id: str, body: JobCreate, idempotency_key: str | None) -> JobObject | DryRun:
+    if body.dry_run:
+        return DryRun(**svc.dry_run(session, tenant_id, body))
+    return _obj(session, svc.create_job(session, tenant_id, body, idempotency_key))
+
+
 @router.post("")
-def create(
+async def create(
     body: JobCreate,
     session: SessionDep,
     principal: PrincipalDep,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> JobObject | DryRun:
-    if body.dry_run:
-        return DryRun(**svc.dry_run(session, principal.tenant_id, body))
-    return _obj(session, svc.create_job(session, principal.tenant_id, body, idempotency_key))
+    """Runs in the validation pool (api.pools): a file's tokens may have to be counted for the model."""
+    return await in_validation_pool(_create, session, principal.tenant_id, body, idempotency_key)
 
 
 _FILTER_KEY = re.compile(r"[^\"\\\x00-\x1f]{1,64}")  # a JSON path quotes the key: no quote, backslash, control

@@ -48,6 +48,20 @@ class Settings(BaseSettings):
     max_running_per_tenant: int = Field(
         default=1, description="a worker defers a tenant's next job while others wait (0 = no fairness rule)"
     )
+    max_job_tokens: int = Field(
+        default=2_000_000_000, ge=1, description="trained tokens (tokens per epoch x epochs) a job may ask for"
+    )
+    max_job_steps: int = Field(default=200_000, ge=1, description="optimizer steps a job may ask for")
+    max_job_wall_s: float = Field(
+        default=0, ge=0, description="a job running longer (since it first started) fails with `timeout`; 0 = off"
+    )
+    max_stored_bytes_per_tenant: int = Field(
+        default=100 * 1024**3, description="bytes of files (uploads and results) a tenant may keep stored"
+    )
+    artifact_ttl_days: float = Field(
+        default=0, ge=0, description="a finished job's artifacts are deleted after this many days (0 = kept)"
+    )
+    max_files_per_tenant: int = Field(default=10_000, description="uploaded files a tenant may keep")
     max_upload_bytes_per_day: int = Field(default=20 * 1024**3, description="uploaded bytes per tenant per 24 h")
     rate_limit_rps: float = Field(default=20.0, description="requests/s per API key per API process (0 = off)")
     rate_limit_burst: int = 60
@@ -56,6 +70,9 @@ class Settings(BaseSettings):
     )
     unauth_rate_limit_burst: int = 30
     max_streams_per_tenant: int = Field(default=8, description="open SSE event streams per tenant per API process")
+    validation_workers: int = Field(
+        default=4, ge=1, description="API threads for upload validation and job token counting (their own pool)"
+    )
     api_switch_interval_s: float = Field(
         default=0.001,
         description="the API process's GIL switch interval: CPU-bound request threads (upload validation) hand "

@@ -40,6 +40,7 @@ def _status(job_id: str) -> str:
 def test_resume_of_a_job_that_started_running_meanwhile_is_refused(client, keys, monkeypatch):
     from core.db import session_scope
     from core.errors import Conflict
+    from core.ids import now
     from core.jobs import service as svc
     from core.jobs.models import Job
 
@@ -50,7 +51,9 @@ def test_resume_of_a_job_that_started_running_meanwhile_is_refused(client, keys,
     def read_then_lose_the_race(session, tenant_id, job_id, *a, **kw):  # noqa: ANN001, ANN202
         job = real_get(session, tenant_id, job_id, *a, **kw)  # read as paused...
         session.execute(  # ...and a worker's claim lands before our UPDATE
-            update(Job).where(Job.id == job_id).values(status="running", lease_owner="w:1:1", lease_expires_at=2**40),
+            update(Job)
+            .where(Job.id == job_id)
+            .values(status="running", lease_owner="w:1:1", lease_expires_at=now() + 3600),
             execution_options={"synchronize_session": False},
         )
         return job

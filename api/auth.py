@@ -3,8 +3,10 @@ read: a missing, unknown or revoked key is answered 401 (with ``Connection: clos
 are still unread, so an unauthenticated client can make the API neither spool a file nor hold a JSON body.
 
 Failed authentications are also rate-limited per client IP (per API process): once an address has spent its
-bucket, its requests are answered 429 without a database lookup. The principal found is left in
-``scope["state"]`` for :func:`api.deps.get_principal`, which does not authenticate again.
+bucket, its requests without a key are answered 429 at once, and those with a key that does not authenticate
+are answered 429 instead of 401. A valid key is never refused for its address's failures (clients behind one
+NAT, or on loopback, share an address). The principal found is left in ``scope["state"]`` for
+:func:`api.deps.get_principal`, which does not authenticate again.
 """
 
 from __future__ import annotations
@@ -45,17 +47,25 @@ class AuthGate:
             await self.app(scope, receive, send)
             return
         ip = _client_ip(scope)
-        if (wait := UNAUTHENTICATED.exhausted(ip)) is not None:
-            msg = "Too many unauthenticated requests from this address."
-            await send_error(send, 429, msg, None, "rate_limit_exceeded", "rate_limit_error", wait)
-            return
         header = dict(scope.get("headers", [])).get(b"authorization")
+        wait = UNAUTHENTICATED.exhausted(ip)
+        if wait is not None and header is None:
+            await _too_many(send, wait)
+            return
         try:
             principal = await anyio.to_thread.run_sync(_authenticate, header.decode("latin-1") if header else None)
         except AuthenticationError as exc:
-            with contextlib.suppress(RateLimited):  # the next request from this address is the one refused
+            if wait is not None:
+                await _too_many(send, wait)
+                return
+            with contextlib.suppress(RateLimited):  # the next failure from this address is the one refused
                 UNAUTHENTICATED.take(ip)
             await send_error(send, 401, exc.message, None, exc.code, exc.type)
             return
         scope.setdefault("state", {})[PRINCIPAL] = principal
         await self.app(scope, receive, send)
+
+
+async def _too_many(send: Send, wait: int) -> None:
+    msg = "Too many unauthenticated requests from this address."
+    await send_error(send, 429, msg, None, "rate_limit_exceeded", "rate_limit_error", wait)

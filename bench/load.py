@@ -259,6 +259,9 @@ async def compare_hostile(args: argparse.Namespace, base: str, key: str, job_id:
         f"/healthz p99 {p1.pct(0.99) / p0.pct(0.99):.2f}x"
     )
     print(f"hostile client got: {seen}")
+    for label, honest, health, _ in rows:
+        if honest.errors or health.errors:
+            print(f"errors {label} hostile: honest {honest.errors}  healthz {health.errors}")
 
 
 async def run(args: argparse.Namespace, base: str, key: str, job_id: str) -> None:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
+from api.auth import PRINCIPAL
 from core.db import session_scope
 from core.observability import logs
 from core.tenants.limits import BUCKETS
@@ -31,9 +32,15 @@ BEARER = HTTPBearer(auto_error=False, description="An API key: `Authorization: B
 
 
 def get_principal(
-    session: SessionDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]
+    request: Request,
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
 ) -> Principal:
-    principal = authenticate(session, f"Bearer {credentials.credentials}" if credentials else None)
+    """The principal api.auth.AuthGate found before the body was read (authenticated here when the app runs
+    without that middleware)."""
+    principal = request.scope.get("state", {}).get(PRINCIPAL)
+    if not isinstance(principal, Principal):
+        principal = authenticate(session, f"Bearer {credentials.credentials}" if credentials else None)
     logs.bind(tenant_id=principal.tenant_id)  # on the request's later log lines
     BUCKETS.take(principal.key_id)
     return principal

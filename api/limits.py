@@ -32,7 +32,7 @@ class BodyLimit:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and (param := _nul_param(scope)) is not None:
-            await _send_error(send, 400, f"{param} must not contain NUL characters", param or None, "invalid_value")
+            await send_error(send, 400, f"{param} must not contain NUL characters", param or None, "invalid_value")
             return
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
             await self.app(scope, receive, send)
@@ -74,13 +74,21 @@ def _nul_param(scope: Scope) -> str | None:
 
 
 async def _reject(send: Send, limit: int) -> None:
-    await _send_error(send, 413, f"Request body exceeds {limit} bytes.", "file", "file_too_large")
+    await send_error(send, 413, f"Request body exceeds {limit} bytes.", "file", "file_too_large")
 
 
-async def _send_error(send: Send, status: int, message: str, param: str | None, code: str) -> None:
-    body: dict[str, Any] = {
-        "error": {"message": message, "type": "invalid_request_error", "param": param, "code": code}
-    }
+async def send_error(
+    send: Send,
+    status: int,
+    message: str,
+    param: str | None,
+    code: str | None,
+    type_: str = "invalid_request_error",
+    retry_after_s: int | None = None,
+) -> None:
+    """OpenAI's error envelope, sent straight from middleware; the connection is closed after it (a request
+    body left unread is never read)."""
+    body: dict[str, Any] = {"error": {"message": message, "type": type_, "param": param, "code": code}}
     if rid := logs.current().get("request_id"):
         body["error"]["request_id"] = rid
     data = json.dumps(body).encode()
@@ -89,5 +97,7 @@ async def _send_error(send: Send, status: int, message: str, param: str | None, 
         (b"content-length", str(len(data)).encode()),
         (b"connection", b"close"),
     ]
+    if retry_after_s is not None:
+        headers.append((b"retry-after", str(retry_after_s).encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": data})

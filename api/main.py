@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from api.auth import AuthGate
 from api.errors import install_error_handlers
 from api.limits import BodyLimit
 from api.observability import RequestContext
@@ -38,7 +39,8 @@ def create_app() -> FastAPI:
     install_error_handlers(app)
     install_openapi(app)
     app.add_middleware(BodyLimit, upload_limit=get_settings().max_upload_bytes)
-    app.add_middleware(RequestContext)  # outermost: request id, request log, latency
+    app.add_middleware(AuthGate)  # a request without a valid key is refused before its body is read
+    app.add_middleware(RequestContext)  # outermost: request id (also on AuthGate's refusals), request log, latency
     for router in (
         health.router,
         files.router,

@@ -22,28 +22,35 @@ from core.errors import RateLimited
 from core.events import service as events
 from core.jobs import service as svc
 from core.observability.metrics import SSE_OPEN
+from core.tenants import service as tenants
 
 log = logging.getLogger("keel.api")
 Found = dict[str, tuple[list[tuple[int, str]], str | None]]  # job id -> ([(seq, SSE chunk)], status)
 
 
-def _poll(cursors: dict[str, int]) -> Found:
+def _poll(cursors: dict[str, int], key_ids: set[str]) -> tuple[Found, set[str]]:
     """One short unit of work for every streamed job: statuses first, then events, so a status read as final
-    comes with every event written before it (a job's final event commits with its final status)."""
+    comes with every event written before it (a job's final event commits with its final status); and which
+    of the streams' API keys are still active (a stream whose key was revoked is ended)."""
     with session_scope() as s:
+        active = tenants.active_key_ids(s, key_ids)
         statuses = svc.job_statuses(s, list(cursors))
         new = events.since_each(s, cursors)
         return {
             job_id: ([(e.seq, f"id: {e.id}\ndata: {EventObject.of(e).model_dump_json()}\n\n") for e in evs],
                      statuses.get(job_id))
             for job_id, evs in new.items()
-        }  # fmt: skip
+        }, active  # fmt: skip
+
+
+REVOKED = "revoked"  # in place of a final status: the stream's API key was revoked
 
 
 @dataclass(eq=False)
 class _Sub:
     job_id: str
     seq: int
+    key_id: str
     inbox: asyncio.Queue[tuple[list[str], str | None]] = field(default_factory=asyncio.Queue)
 
 
@@ -55,8 +62,8 @@ class _Hub:
         self.subs: set[_Sub] = set()
         self.task: asyncio.Task[None] | None = None
 
-    def join(self, job_id: str, seq: int) -> _Sub:
-        sub = _Sub(job_id, seq)
+    def join(self, job_id: str, seq: int, key_id: str) -> _Sub:
+        sub = _Sub(job_id, seq, key_id)
         self.subs.add(sub)
         if self.task is None or self.task.done():
             self.task = asyncio.create_task(self._run())
@@ -72,8 +79,11 @@ class _Hub:
         cursors: dict[str, int] = {}
         for sub in subs:
             cursors[sub.job_id] = min(cursors.get(sub.job_id, sub.seq), sub.seq)
-        found = await asyncio.to_thread(_poll, cursors)
+        found, active = await asyncio.to_thread(_poll, cursors, {sub.key_id for sub in subs})
         for sub in subs:
+            if sub.key_id not in active:
+                sub.inbox.put_nowait(([], REVOKED))
+                continue
             evs, status = found.get(sub.job_id, ([], None))
             chunks = [chunk for seq, chunk in evs if seq > sub.seq]
             sub.seq = max([sub.seq] + [seq for seq, _ in evs])
@@ -105,20 +115,27 @@ class _StreamSlots:
 
     def __init__(self) -> None:
         self.open: dict[str, int] = {}
+        self._lock = threading.Lock()  # taken in request threads, given back on the event loop
 
     def take(self, tenant_id: str) -> None:
         cap = get_settings().max_streams_per_tenant
-        if self.open.get(tenant_id, 0) >= cap:
-            raise RateLimited(
-                f"At most {cap} event streams may be open per organization; close one first.",
-                retry_after_s=5,
-                code="too_many_streams",
-            )
-        self.open[tenant_id] = self.open.get(tenant_id, 0) + 1
+        with self._lock:
+            if self.open.get(tenant_id, 0) >= cap:
+                raise RateLimited(
+                    f"At most {cap} event streams may be open per organization; close one first.",
+                    retry_after_s=5,
+                    code="too_many_streams",
+                )
+            self.open[tenant_id] = self.open.get(tenant_id, 0) + 1
         SSE_OPEN.inc()
 
     def give(self, tenant_id: str) -> None:
-        self.open[tenant_id] = max(0, self.open.get(tenant_id, 0) - 1)
+        with self._lock:
+            left = self.open.get(tenant_id, 0) - 1
+            if left > 0:
+                self.open[tenant_id] = left
+            else:
+                self.open.pop(tenant_id, None)
         SSE_OPEN.dec()
 
 
@@ -146,12 +163,24 @@ def close_streams_on_shutdown() -> None:
         signal.signal(signum, handler)
 
 
-async def event_stream(job_id: str, tenant_id: str, seq: int = 0, heartbeat_s: float = 15.0) -> AsyncIterator[str]:
+_REVOKED_ERROR = {
+    "error": {
+        "message": "The API key of this stream was revoked.",
+        "type": "authentication_error",
+        "param": None,
+        "code": "invalid_api_key",
+    }
+}
+
+
+async def event_stream(
+    job_id: str, tenant_id: str, key_id: str, seq: int = 0, heartbeat_s: float = 15.0
+) -> AsyncIterator[str]:
     """Server-Sent Events: every event after sequence number ``seq`` in order, then `event: done` once the job
     is terminal. A comment line every ``heartbeat_s`` keeps proxies from closing an idle stream; a
-    shutting-down server ends the stream."""
+    shutting-down server ends the stream, and so does the revocation of the API key that opened it."""
     poller = hub()
-    sub, quiet_since = poller.join(job_id, seq), asyncio.get_running_loop().time()
+    sub, quiet_since = poller.join(job_id, seq, key_id), asyncio.get_running_loop().time()
     try:
         while not CLOSING.is_set():
             try:
@@ -164,6 +193,9 @@ async def event_stream(job_id: str, tenant_id: str, seq: int = 0, heartbeat_s: f
             quiet_since = asyncio.get_running_loop().time()
             for chunk in chunks:
                 yield chunk
+            if final == REVOKED:
+                yield f"event: error\ndata: {json.dumps(_REVOKED_ERROR)}\n\n"
+                return
             if final:
                 yield f"event: done\ndata: {json.dumps({'status': final})}\n\n"
                 return

@@ -212,6 +212,58 @@ def _check_loopback(url: str) -> None:
         sys.exit(f"load.py only targets loopback (127.0.0.1), not {host!r}")
 
 
+async def _with_probe(base: str, work: object) -> tuple[object, Stats]:
+    """Await ``work`` while /healthz is probed from a process of its own; (its result, /healthz stats)."""
+    ctx = multiprocessing.get_context("spawn")
+    stop, results = ctx.Event(), ctx.Queue()
+    prober = ctx.Process(target=_probe, args=(f"{base}/healthz", stop, results), daemon=True)
+    prober.start()
+    try:
+        out = await work  # type: ignore[misc]
+    finally:
+        stop.set()
+    health = Stats()
+    health.lat, health.errors = await asyncio.to_thread(results.get, True, 30)
+    prober.join(timeout=10)
+    return out, health
+
+
+async def compare_hostile(args: argparse.Namespace, base: str, key: str, job_id: str, admin: str) -> None:
+    """The mixed phase without, then with the hostile client (bench/hostile.py), /healthz probed in both."""
+    from bench.hostile import hostile
+
+    rows = []
+    for label in ("without", "with"):
+        stop = asyncio.Event()
+        attack = asyncio.create_task(hostile(base, admin, stop)) if label == "with" else None
+        if attack is not None:
+            await asyncio.sleep(3.0)  # its setup done and its attacks under way
+        (honest, _), health = await _with_probe(base, mixed(base, key, job_id, args.clients, args.duration))
+        stop.set()
+        seen = await asyncio.wait_for(attack, 60) if attack is not None else {}
+        assert isinstance(honest, Stats)
+        rows.append((label, honest, health, seen))
+    print(f"\n[hostile] {args.clients} honest clients x {args.duration:.0f} s, /healthz probed every 50 ms")
+    print("| run | honest p50 ms | honest p99 ms | honest errors | /healthz p50 ms | /healthz p99 ms |")
+    print("|---|---|---|---|---|---|")
+    for label, honest, health, _ in rows:
+        med = statistics.median(health.lat) * 1000 if health.lat else float("nan")
+        hmed = statistics.median(honest.lat) * 1000 if honest.lat else float("nan")
+        print(
+            f"| {label} hostile | {hmed:.1f} | {honest.pct(0.99):.1f} | {sum(honest.errors.values())} "
+            f"| {med:.1f} | {health.pct(0.99):.1f} |"
+        )
+    (_, h0, p0, _), (_, h1, p1, seen) = rows
+    print(
+        f"ratios with/without: honest p99 {h1.pct(0.99) / h0.pct(0.99):.2f}x, "
+        f"/healthz p99 {p1.pct(0.99) / p0.pct(0.99):.2f}x"
+    )
+    print(f"hostile client got: {seen}")
+    for label, honest, health, _ in rows:
+        if honest.errors or health.errors:
+            print(f"errors {label} hostile: honest {honest.errors}  healthz {health.errors}")
+
+
 async def run(args: argparse.Namespace, base: str, key: str, job_id: str) -> None:
     print(f"target {base}  job {job_id}", flush=True)
     stats, elapsed = await mixed(base, key, job_id, args.clients, args.duration)
@@ -246,6 +298,7 @@ def main() -> None:
     ap.add_argument("--upload-mb", type=int, default=200)
     ap.add_argument("--hold-s", type=float, default=20.0, help="seconds of the held phase (uploads back to back)")
     ap.add_argument("--max-upload-s", type=float, default=240.0, help="the held phase ends by then")
+    ap.add_argument("--hostile", action="store_true", help="only the mixed phase, without then with bench/hostile.py")
     args = ap.parse_args()
     args.clients, args.streams = min(args.clients, 200), min(args.streams, 200)
     args.duration, args.upload_mb = min(args.duration, 120.0), min(args.upload_mb, 500)
@@ -259,7 +312,10 @@ def main() -> None:
 
     env = {"KEEL_MAX_STREAMS_PER_TENANT": str(args.streams + 5), "KEEL_RATE_LIMIT_RPS": "0"}
     with service(args.database, extra_env=env) as svc:
-        asyncio.run(run(args, svc.url, svc.tenant, svc.job_id))
+        if args.hostile:
+            asyncio.run(compare_hostile(args, svc.url, svc.tenant, svc.job_id, svc.admin))
+        else:
+            asyncio.run(run(args, svc.url, svc.tenant, svc.job_id))
 
 
 if __name__ == "__main__":

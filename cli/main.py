@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from cli.supervisor import Supervisor, port_in_use
-from core.config import get_settings
+from core.config import get_settings, redact_url
 from testbed import cli as testbed_cli
 from tuning.safety.registry import METHOD_NAMES
 
@@ -61,8 +61,8 @@ def prepare(testbed: bool = True) -> dict[str, str]:
 def _banner(args: argparse.Namespace, keys: dict[str, str], sup: Supervisor) -> None:
     s = get_settings()
     print(
-        f"Keel {__version__} {'embedded' if s.embedded else 'production'} mode: database {s.db_url}, "
-        f"broker {s.celery_broker}"
+        f"Keel {__version__} {'embedded' if s.embedded else 'production'} mode: database {redact_url(s.db_url)}, "
+        f"broker {redact_url(s.celery_broker)}"
     )
     print(f"API:        http://{args.host}:{args.port}/v1   (docs at /docs)")
     print(f"Admin key:  {keys['admin']}\nTenant key: {keys['user']}")
@@ -114,7 +114,10 @@ def cmd_bootstrap(args: argparse.Namespace) -> None:
 
     migrate()
     if args.admin_key_file:
-        ensure_admin_key(Path(args.admin_key_file).read_text().strip())
+        try:
+            ensure_admin_key(Path(args.admin_key_file).read_text().strip())
+        except ValueError as exc:
+            sys.exit(f"keel bootstrap: {exc}")
         print("admin key from", args.admin_key_file, "is present")
     if args.register_testbed:
         from testbed import build_testbed

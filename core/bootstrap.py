@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import secrets
 from pathlib import Path
 from typing import Any
@@ -36,16 +37,29 @@ def migrate(url: str | None = None) -> None:
 def dev_keys() -> dict[str, str]:
     """Embedded mode: one admin and one tenant key, generated once and kept in the data dir."""
     path = Path(get_settings().data_dir) / "dev-keys.json"
-    if path.exists():
-        keys: dict[str, str] = json.loads(path.read_text())
-    else:
-        keys = {"admin": f"sk-keel-admin-{secrets.token_urlsafe(16)}", "user": f"sk-keel-{secrets.token_urlsafe(16)}"}
-        path.write_text(json.dumps(keys, indent=2))
-        path.chmod(0o600)
+    keys: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    with session_scope() as s:
+        active = bool(keys) and all(
+            [ensure_key(s, "admin", Role.ADMIN, keys["admin"]), ensure_key(s, "dev tenant", Role.USER, keys["user"])]
+        )
+    if active:
+        return keys
+    # first run, or a dev key was revoked: new keys (a revoked key is never revived), written owner-only
+    keys = {"admin": f"sk-keel-admin-{secrets.token_urlsafe(16)}", "user": f"sk-keel-{secrets.token_urlsafe(16)}"}
     with session_scope() as s:
         ensure_key(s, "admin", Role.ADMIN, keys["admin"])
         ensure_key(s, "dev tenant", Role.USER, keys["user"])
+    _write_private(path, json.dumps(keys, indent=2))
     return keys
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` to a file that is owner-only (0600) from the moment it exists."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
 
 
 def ensure_admin_key(plaintext: str) -> None:
@@ -53,7 +67,8 @@ def ensure_admin_key(plaintext: str) -> None:
     if len(plaintext) < 16:
         raise ValueError("the admin key must be at least 16 characters")
     with session_scope() as s:
-        ensure_key(s, "admin", Role.ADMIN, plaintext)
+        if not ensure_key(s, "admin", Role.ADMIN, plaintext):
+            raise ValueError("the bootstrap admin key was revoked; provide a new one (a revoked key is never revived)")
 
 
 def register_prepared_model(

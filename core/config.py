@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -47,10 +48,31 @@ class Settings(BaseSettings):
     max_running_per_tenant: int = Field(
         default=1, description="a worker defers a tenant's next job while others wait (0 = no fairness rule)"
     )
+    max_job_tokens: int = Field(
+        default=2_000_000_000, ge=1, description="trained tokens (tokens per epoch x epochs) a job may ask for"
+    )
+    max_job_steps: int = Field(default=200_000, ge=1, description="optimizer steps a job may ask for")
+    max_job_wall_s: float = Field(
+        default=0, ge=0, description="a job running longer (since it first started) fails with `timeout`; 0 = off"
+    )
+    max_stored_bytes_per_tenant: int = Field(
+        default=100 * 1024**3, description="bytes of files (uploads and results) a tenant may keep stored"
+    )
+    artifact_ttl_days: float = Field(
+        default=0, ge=0, description="a finished job's artifacts are deleted after this many days (0 = kept)"
+    )
+    max_files_per_tenant: int = Field(default=10_000, description="uploaded files a tenant may keep")
     max_upload_bytes_per_day: int = Field(default=20 * 1024**3, description="uploaded bytes per tenant per 24 h")
     rate_limit_rps: float = Field(default=20.0, description="requests/s per API key per API process (0 = off)")
     rate_limit_burst: int = 60
+    unauth_rate_limit_rps: float = Field(
+        default=2.0, description="failed authentications/s per client IP per API process (0 = off); then 429"
+    )
+    unauth_rate_limit_burst: int = 30
     max_streams_per_tenant: int = Field(default=8, description="open SSE event streams per tenant per API process")
+    validation_workers: int = Field(
+        default=4, ge=1, description="API threads for upload validation and job token counting (their own pool)"
+    )
     api_switch_interval_s: float = Field(
         default=0.001,
         description="the API process's GIL switch interval: CPU-bound request threads (upload validation) hand "
@@ -107,6 +129,15 @@ class Settings(BaseSettings):
     @property
     def scratch_dir(self) -> Path:
         return (self.work_dir or self.store_dir / "work").resolve()
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (for banners and logs)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
 
 
 @lru_cache

@@ -4,7 +4,8 @@ They are left by a crash between a store write and the commit of its row (an upl
 or a mask version), by an attempt whose lease was taken over, or by a delete whose byte removal failed. The
 grace age keeps in-flight writes safe: bytes are stored before their row commits. The store is listed before
 the rows are read, so a row committed after the listing cannot be missed. Only the service's own prefixes are
-swept, never the workers' scratch.
+swept in the store; the scratch tree follows core.retention's rules (finished jobs' directories, unused mask
+copies), as do expired artifacts and the upload ledger.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 
 from sqlalchemy.orm import Session
 
+from core import retention
 from core.base_models import repository as models_repo
 from core.config import get_settings
 from core.files import repository as files_repo
@@ -57,10 +59,14 @@ def orphans(session: Session, grace_s: float, t: float | None = None) -> list[st
 
 
 def sweep(session: Session, grace_s: float | None = None, dry_run: bool = False) -> list[str]:
-    """Remove (or with ``dry_run`` only list) the store's orphaned objects; returns their keys."""
+    """Remove (or with ``dry_run`` only list) the store's orphaned objects; returns their keys. A real sweep
+    also applies retention (core.retention): scratch of finished jobs, expired artifacts, the upload ledger."""
     grace = get_settings().janitor_grace_s if grace_s is None else grace_s
     keys = orphans(session, grace)
     if not dry_run:
+        retention.sweep_scratch(session, grace)
+        retention.expire_artifacts(session, get_settings().artifact_ttl_days)
+        retention.prune_upload_ledger(session)
         store = get_store()
         for key in keys:
             store.delete(key)

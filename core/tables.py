@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from core.base_models.models import BaseModelRecord, SafetyMask
 from core.events.models import Checkpoint, JobEvent
-from core.files.models import File
+from core.files.models import File, UploadLedger
 from core.jobs.models import Job
 from core.results.models import Artifact, SafetyReport
 from core.tenants.models import ApiKey, AuditEvent, Tenant
@@ -24,4 +24,5 @@ __all__ = [
     "Tenant",
     "WebhookDelivery",
     "WebhookEndpoint",
+    "UploadLedger",
 ]

@@ -15,8 +15,10 @@ Bad rows raise :class:`RowError` whose ``code`` is one of ``ERROR_CODES``.
 
 from __future__ import annotations
 
+import io
 import json
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, BinaryIO
 
 ROLES = ("system", "user", "assistant")
 ERROR_CODES = (
@@ -38,6 +40,17 @@ FALLBACK_CHAT_TEMPLATE = (
 )
 
 
+MAX_QUOTED = 64  # characters of a user's value quoted in an error message
+
+
+def quoted(value: Any, limit: int = MAX_QUOTED) -> str:
+    """``repr(value)`` cut to ``limit`` characters (a user's 4 MiB string never becomes a 4 MiB message)."""
+    if isinstance(value, str) and len(value) > limit:
+        return f"{value[:limit]!r}... ({len(value)} characters)"
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}..."
+
+
 class RowError(ValueError):
     """A bad training row; ``code`` is machine-readable (one of ``ERROR_CODES``), the message says why."""
 
@@ -51,7 +64,7 @@ def _message(i: int, m: Any) -> dict:
         raise RowError("invalid_format", f"messages[{i}] is not an object")
     role, content = m.get("role"), m.get("content")
     if role not in ROLES:
-        raise RowError("invalid_role", f"messages[{i}].role {role!r} is not one of {', '.join(ROLES)}")
+        raise RowError("invalid_role", f"messages[{i}].role {quoted(role)} is not one of {', '.join(ROLES)}")
     if not isinstance(content, str):
         raise RowError("invalid_format", f"messages[{i}].content must be a string")
     if not content.strip():
@@ -107,15 +120,47 @@ def parse_line(raw: str | bytes) -> list[dict]:
     return normalize_row(obj)
 
 
-def read_examples(data: bytes) -> list[list[dict]]:
-    """An already-validated training file's normalized message lists (what the trainer reads)."""
-    return [parse_line(raw) for raw in data.decode("utf-8").splitlines() if raw.strip()]
+MAX_LINE_BYTES = 4 * 1024 * 1024
 
 
-def read_jsonl(data: bytes | str) -> list[dict]:
+def iter_lines(fh: BinaryIO, max_line: int | None = None) -> Iterator[tuple[int, bytes | None]]:
+    """(1-based line number, raw line) of a JSONL stream, split on ``\n`` only: the one line reader of upload
+    validation and of the worker, so both see the same lines (``str.splitlines`` would also split on
+    U+2028/U+2029/U+0085, which a JSON string may hold unescaped). ``raw`` is None for a line over
+    ``max_line`` bytes, whose rest is skipped without being held in memory."""
+    max_line = max_line or MAX_LINE_BYTES
+    lineno = 0
+    while raw := fh.readline(max_line + 1):
+        lineno += 1
+        if len(raw) > max_line and not raw.endswith(b"\n"):
+            while (rest := fh.readline(1 << 20)) and not rest.endswith(b"\n"):
+                pass
+            yield lineno, None
+        else:
+            yield lineno, raw
+
+
+def _stream(data: bytes | str | BinaryIO) -> BinaryIO:
+    if isinstance(data, str):
+        return io.BytesIO(data.encode("utf-8"))
+    return io.BytesIO(data) if isinstance(data, bytes) else data
+
+
+def read_jsonl(data: bytes | str | BinaryIO) -> list[dict]:
     """The JSON value of every non-blank line (no validation: a bad line raises ``json.JSONDecodeError``)."""
-    text = data.decode("utf-8") if isinstance(data, bytes) else data
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+    return [json.loads(raw) for _, raw in iter_lines(_stream(data), 1 << 62) if raw and raw.strip()]
+
+
+def read_examples(data: bytes | str | BinaryIO) -> list[list[dict]]:
+    """Normalized messages of every non-blank line of an already-validated file, read line by line from a
+    stream (or bytes) with :func:`iter_lines`."""
+    out = []
+    for _, raw in iter_lines(_stream(data)):
+        if raw is None:
+            raise RowError("line_too_long", f"line is longer than {MAX_LINE_BYTES} bytes")
+        if raw.strip():
+            out.append(parse_line(raw))
+    return out
 
 
 def conversation(prompt: str, answer: str | None = None) -> list[dict]:
@@ -145,7 +190,8 @@ def chat_ids(tokenizer: Any, messages: list[dict], generation_prompt: bool = Fal
     try:
         out = render_chat(tokenizer, messages, generation_prompt, tokenize=True)
     except Exception as exc:  # jinja raises TemplateError/others for e.g. non-alternating roles
-        raise RowError("invalid_format", f"the model's chat template rejects this conversation: {exc}") from exc
+        reason = str(exc)[:200]
+        raise RowError("invalid_format", f"the model's chat template rejects this conversation: {reason}") from exc
     return list(out["input_ids"] if hasattr(out, "keys") else out)
 
 

@@ -133,7 +133,7 @@ def _restore(path: Path, model: Any, optimizer: torch.optim.Optimizer, scheduler
     from peft import set_peft_model_state_dict
 
     set_peft_model_state_dict(model, load_file(str(path / "adapter_model.safetensors")))
-    blob = torch.load(path / "optim.pt", weights_only=False)
+    blob = torch.load(path / "optim.pt", weights_only=True)
     optimizer.load_state_dict(blob["optimizer"])
     scheduler.load_state_dict(blob["scheduler"])
     torch.set_rng_state(blob["rng"])

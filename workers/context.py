@@ -55,11 +55,17 @@ def load_context(job_id: str, owner: str) -> JobContext:
     with session_scope() as s:
         spec = lifecycle.snapshot(s, job_id)
     store = get_store()
-    valid = read_examples(store.get_bytes(spec.validation_key)) if spec.validation_key else None
+    valid = _examples(store, spec.validation_key) if spec.validation_key else None
     return JobContext(
         spec=spec,
         owner=owner,
-        train_examples=read_examples(store.get_bytes(spec.training_key)),
+        train_examples=_examples(store, spec.training_key),
         valid_examples=valid,
         store=store,
     )
+
+
+def _examples(store: Store, key: str) -> list[list[dict]]:
+    """The file's examples, read line by line from the store (the raw file is never held whole)."""
+    with store.open(key) as fh:
+        return read_examples(fh)

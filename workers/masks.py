@@ -105,22 +105,44 @@ class MaskRef:
         return {"id": self.id, "version": self.version, "method": self.method}
 
 
+MASK_TRIES = 3
+
+
 def ensure_mask(model_id: str, notify: Callable[[str], None] | None = None) -> MaskRef:
-    """The mask a job uses, computing it inline if needed (``notify`` hears about that first, so a job's events
-    say why it waits)."""
-    with session_scope() as s:
-        mask = models.mask_for_job(s, model_id)
-        mask_id, version, ready = mask.id, mask.version, mask.status == MaskStatus.READY
-    if not ready and notify is not None:
-        notify(
-            f"Computing safety-neuron masks v{version} for base model {model_id} "
-            "(once per mask version; later jobs on this model reuse them)"
-        )
-    if not ready and compute(mask_id) == "skipped":
-        _wait_ready(mask_id)  # another worker is computing this version
-    with session_scope() as s:
-        mask = models.get_mask(s, mask_id)
-        return MaskRef(mask.id, mask.version, mask.method, mask.storage_key or "")
+    """The ready mask a job uses, with its files on this worker, computing it inline if needed (``notify``
+    hears about that first, so a job's events say why it waits). A ready version whose bytes vanished from the
+    store is marked broken and the job waits for the next best: an older ready version, or the broken one
+    recomputed (under the usual lease). Never a version without a storage key."""
+    say = notify or (lambda _: None)
+    for _ in range(MASK_TRIES):
+        with session_scope() as s:
+            mask = models.mask_for_job(s, model_id)
+            mask_id, version, ready = mask.id, mask.version, mask.status == MaskStatus.READY
+        if not ready:
+            say(
+                f"Computing safety-neuron masks v{version} for base model {model_id} "
+                "(once per mask version; later jobs on this model reuse them)"
+            )
+            if compute(mask_id) != "ready":
+                _wait_ready(mask_id)  # another worker computes (or took over) this version
+        with session_scope() as s:
+            mask = models.get_mask(s, mask_id)
+            found = MaskRef(mask.id, mask.version, mask.method, mask.storage_key or "")
+        if found.storage_key and _fetched(found.storage_key):
+            return found
+        with session_scope() as s:
+            models.mask_broken(s, mask_id, f"stored files {found.storage_key!r} are missing")
+        say(f"Safety-neuron masks v{version} of base model {model_id} are missing from the store; falling back")
+    raise RuntimeError(f"no usable safety mask for base model {model_id} after {MASK_TRIES} tries")
+
+
+def _fetched(storage_key: str) -> bool:
+    try:
+        local_copy(storage_key)
+    except FileNotFoundError:
+        log.warning("mask files %s are missing from the store", storage_key)
+        return False
+    return True
 
 
 def _wait_ready(mask_id: str, timeout_s: float = 3600, poll_s: float = 2.0) -> None:
@@ -129,8 +151,8 @@ def _wait_ready(mask_id: str, timeout_s: float = 3600, poll_s: float = 2.0) -> N
     while time.monotonic() < deadline:
         with session_scope() as s:
             status = models.get_mask(s, mask_id).status
-        if status == MaskStatus.READY:
-            return
+        if status in (MaskStatus.READY, MaskStatus.BROKEN):
+            return  # ensure_mask checks the files (and recomputes a broken version)
         if status == MaskStatus.FAILED:
             raise RuntimeError(f"safety mask {mask_id} failed to compute")
         if compute(mask_id) == "ready":  # claims only a queued version or an expired lease

@@ -9,6 +9,7 @@ from core.config import get_settings
 from core.db import session_scope
 from core.events import service as events
 from core.jobs import lifecycle
+from core.jobs import service as jobs
 from workers.lease import SHUTTING_DOWN, Heartbeat
 
 
@@ -22,6 +23,16 @@ class DbProgress:
         self.realign_s: float | None = None  # core.jobs.service.realign_seconds, set once the job is loaded
         self._stopped = False
         self.tokens_per_s: float | None = None
+        self._job_started: int | None = None
+        self.attempt: int | None = None  # set by the training stage: steps and checkpoints are fenced by it
+
+    def _fenced(self, session: Any) -> bool:
+        """Our attempt still holds the job (checked in the unit of work that writes); a superseded attempt's
+        steps and checkpoints are dropped, and it stops."""
+        if self.attempt is None or jobs.fenced(session, self.job_id, self.heartbeat.owner, self.attempt):
+            return True
+        self._stopped = True
+        return False
 
     def _eta(self, step: int, total: int) -> float | None:
         """Seconds to the job's end: training left at the step rate seen in this attempt, plus the realignment
@@ -45,11 +56,13 @@ class DbProgress:
             return
         self._last_write = t
         with session_scope() as s:
-            lifecycle.record_step(s, self.job_id, step, total_steps, metrics, eta)
+            if self._fenced(s):
+                lifecycle.record_step(s, self.job_id, step, total_steps, metrics, eta)
 
     def on_checkpoint(self, step: int, path: str, metrics: dict[str, Any]) -> None:
         with session_scope() as s:
-            events.record_checkpoint(s, self.job_id, step, path, {"step": step, "train_loss": metrics.get("loss")})
+            if self._fenced(s):
+                events.record_checkpoint(s, self.job_id, step, path, {"step": step, "train_loss": metrics.get("loss")})
 
     def should_stop(self) -> bool:
         if self._stopped or self.heartbeat.lost.is_set() or SHUTTING_DOWN.is_set():
@@ -59,5 +72,19 @@ class DbProgress:
         if t - self._last_poll >= 1.0:  # cancellation is seen within about a second
             self._last_poll = t
             with session_scope() as s:
-                self._stopped = not lifecycle.holds_lease(s, self.job_id, self.heartbeat.owner)
+                self._stopped = self._timed_out(s) or not lifecycle.holds_lease(s, self.job_id, self.heartbeat.owner)
         return self._stopped
+
+    def _timed_out(self, session: Any) -> bool:
+        """Past KEEL_MAX_JOB_WALL_S since the job first started: it fails with ``timeout`` (by us, only while
+        we hold it) and this attempt stops, freeing the worker."""
+        limit = get_settings().max_job_wall_s
+        if limit <= 0:
+            return False
+        if self._job_started is None:
+            self._job_started = jobs.started_at(session, self.job_id) or int(time.time())
+        if time.time() - self._job_started <= limit:
+            return False
+        msg = f"The job ran longer than the {limit:g} s this service allows (KEEL_MAX_JOB_WALL_S)."
+        lifecycle.fail(session, self.job_id, self.heartbeat.owner, "timeout", msg)
+        return True

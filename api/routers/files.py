@@ -9,6 +9,7 @@ from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
 
 from api.deps import PrincipalDep, SessionDep
+from api.pools import in_validation_pool
 from api.schemas.common import ERRORS, ErrorResponse, IdPage, id_page
 from api.schemas.files import FileDeleted, FileObject
 from core.files import service as svc
@@ -19,15 +20,17 @@ router = APIRouter(prefix="/v1/files", tags=["files"], responses=ERRORS)
 
 
 @router.post("", responses={413: {"model": ErrorResponse, "description": "File over the upload limit"}})
-def upload(
+async def upload(
     session: SessionDep,
     principal: PrincipalDep,
     file: UploadFile,
     purpose: Annotated[str, Form(json_schema_extra={"enum": list(UPLOADABLE)})],
     model: Annotated[str | None, Form()] = None,
 ) -> FileObject:
-    """Runs in the thread pool: the upload is copied to the store in chunks and validated line by line."""
-    row = svc.create_file(session, principal.tenant_id, file.filename or "upload.jsonl", purpose, file.file, model)
+    """Runs in the validation pool (api.pools), not the request thread pool: the upload is copied to the
+    store in chunks and validated line by line."""
+    name = file.filename or "upload.jsonl"
+    row = await in_validation_pool(svc.create_file, session, principal.tenant_id, name, purpose, file.file, model)
     return FileObject.model_validate(row)
 
 

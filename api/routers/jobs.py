@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Annotated, Literal
 
@@ -9,6 +10,7 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
 from api.deps import PrincipalDep, SessionDep
+from api.pools import in_validation_pool
 from api.schemas.common import ERRORS, IdPage, Page, id_page, page
 from api.schemas.jobs import CheckpointObject, DryRun, EventObject, JobObject, SafetyReportObject
 from api.streams import STREAMS, event_stream
@@ -33,16 +35,24 @@ def _obj(session: SessionDep, job: Job) -> JobObject:
     return _objs(session, [job])[0]
 
 
+def _create(session: SessionDep, tenant_id: str, body: JobCreate, idempotency_key: str | None) -> JobObject | DryRun:
+    if body.dry_run:
+        return DryRun(**svc.dry_run(session, tenant_id, body))
+    return _obj(session, svc.create_job(session, tenant_id, body, idempotency_key))
+
+
 @router.post("")
-def create(
+async def create(
     body: JobCreate,
     session: SessionDep,
     principal: PrincipalDep,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> JobObject | DryRun:
-    if body.dry_run:
-        return DryRun(**svc.dry_run(session, principal.tenant_id, body))
-    return _obj(session, svc.create_job(session, principal.tenant_id, body, idempotency_key))
+    """Runs in the validation pool (api.pools): a file's tokens may have to be counted for the model."""
+    return await in_validation_pool(_create, session, principal.tenant_id, body, idempotency_key)
+
+
+_FILTER_KEY = re.compile(r"[^\"\\\x00-\x1f]{1,64}")  # a JSON path quotes the key: no quote, backslash, control
 
 
 def _metadata_filter(request: Request) -> dict[str, str] | None:
@@ -51,7 +61,10 @@ def _metadata_filter(request: Request) -> dict[str, str] | None:
         if k.startswith("metadata"):
             if not (k.startswith("metadata[") and k.endswith("]") and len(k) > len("metadata[]")):
                 raise InvalidRequest(f"malformed filter {k!r}; use metadata[key]=value", param=k)
-            meta[k[len("metadata[") : -1]] = v
+            key = k[len("metadata[") : -1]
+            if not _FILTER_KEY.fullmatch(key):
+                raise InvalidRequest(f"metadata filter key {key[:64]!r} has characters a filter cannot use", param=k)
+            meta[key] = v
     return meta or None
 
 
@@ -106,7 +119,7 @@ def list_events(
         start = events.resume_point(session, job_id, after or last_event_id)
         STREAMS.take(principal.tenant_id)
         return StreamingResponse(
-            event_stream(job_id, principal.tenant_id, start),
+            event_stream(job_id, principal.tenant_id, principal.key_id, start),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )

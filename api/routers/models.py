@@ -14,7 +14,9 @@ from core.jobs import service as jobs_svc
 router = APIRouter(prefix="/v1/models", tags=["models"], responses=ERRORS)
 
 
-def _catalog(session: SessionDep, tenant_id: str) -> list[ModelObject]:
+def _catalog(session: SessionDep, tenant_id: str, model: str | None = None) -> tuple[list[ModelObject], bool]:
+    """Base models and the tenant's newest fine-tuned models (whether more exist); only ``model``'s when given."""
+    jobs, more = jobs_svc.fine_tuned_models(session, tenant_id, model)
     out = [ModelObject(id=m.id, created=m.created_at, owned_by=m.owned_by) for m in models_svc.list_models(session)]
     out += [
         ModelObject(
@@ -24,19 +26,19 @@ def _catalog(session: SessionDep, tenant_id: str) -> list[ModelObject]:
             parent=j.model,
             fine_tuning_job_id=j.id,
         )
-        for j in jobs_svc.fine_tuned_models(session, tenant_id)
+        for j in jobs
     ]
-    return out
+    return out, more
 
 
 @router.get("")
 def list_models(session: SessionDep, principal: PrincipalDep) -> Page[ModelObject]:
-    return page(_catalog(session, principal.tenant_id), False)
+    return page(*_catalog(session, principal.tenant_id))
 
 
 @router.get("/{model_id:path}")
 def retrieve(model_id: str, session: SessionDep, principal: PrincipalDep) -> ModelObject:
-    for row in _catalog(session, principal.tenant_id):
+    for row in _catalog(session, principal.tenant_id, model_id)[0]:
         if row.id == model_id:
             return row
     raise NotFound("model", model_id, param="model")

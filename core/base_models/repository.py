@@ -87,6 +87,15 @@ def finish_mask(session: Session, mask_id: str, owner: str, **values: object) ->
     return bool(getattr(res, "rowcount", 0) == 1)
 
 
+def mark_broken(session: Session, mask_id: str, error: str) -> bool:
+    q = (
+        update(SafetyMask)
+        .where(SafetyMask.id == mask_id, SafetyMask.status == MaskStatus.READY)
+        .values(status=MaskStatus.BROKEN, error=error, lease_owner=None, lease_expires_at=None)
+    )
+    return bool(getattr(session.execute(q), "rowcount", 0) == 1)
+
+
 def requeue_expired_masks(session: Session, t: int) -> list[str]:
     """Running versions whose lease expired go back to queued; returns their ids."""
     ids = list(session.scalars(select(SafetyMask.id).where(_expired(t))))

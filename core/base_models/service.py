@@ -189,6 +189,12 @@ def mask_ready(
     )
 
 
+def mask_broken(session: Session, mask_id: str, error: str) -> bool:
+    """A ready version whose bytes are gone is no longer current (jobs fall back to an older ready version, or
+    recompute it). Only a ready version changes; False when another worker got there first."""
+    return repo.mark_broken(session, mask_id, error)
+
+
 def mask_failed(session: Session, mask_id: str, owner: str, error: str) -> bool:
     return repo.finish_mask(session, mask_id, owner, status=MaskStatus.FAILED, error=error)
 

@@ -10,6 +10,7 @@ class MaskStatus(StrEnum):
     RUNNING = "running"
     READY = "ready"
     FAILED = "failed"
+    BROKEN = "broken"  # was ready, but its bytes vanished from the store: recomputed by the next job needing it
 
 
-CLAIMABLE = frozenset({MaskStatus.QUEUED, MaskStatus.FAILED})
+CLAIMABLE = frozenset({MaskStatus.QUEUED, MaskStatus.FAILED, MaskStatus.BROKEN})

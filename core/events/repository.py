@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from core.events.models import Checkpoint, JobEvent
@@ -30,10 +30,13 @@ def events_after(session: Session, job_id: str, seq: int) -> list[JobEvent]:
     )
 
 
-def events_after_any(session: Session, job_ids: list[str], seq: int) -> list[JobEvent]:
-    return list(
-        session.scalars(select(JobEvent).where(JobEvent.job_id.in_(job_ids), JobEvent.seq > seq).order_by(JobEvent.seq))
-    )
+def events_after_each(session: Session, cursors: dict[str, int]) -> list[JobEvent]:
+    """Events of each job after that job's own sequence number (one query; no job reads from another's
+    cursor, so one stream on an old job never makes the others reload their history)."""
+    if not cursors:
+        return []
+    each = [and_(JobEvent.job_id == job_id, JobEvent.seq > seq) for job_id, seq in cursors.items()]
+    return list(session.scalars(select(JobEvent).where(or_(*each)).order_by(JobEvent.seq)))
 
 
 def get_checkpoint(session: Session, job_id: str, checkpoint_id: str) -> Checkpoint | None:

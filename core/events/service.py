@@ -50,12 +50,11 @@ def since(session: Session, job_id: str, seq: int) -> list[JobEvent]:
 
 
 def since_each(session: Session, cursors: dict[str, int]) -> dict[str, list[JobEvent]]:
-    """For each job, its events after its own sequence number, in order: one query for all the jobs."""
+    """For each job, its events after its own sequence number, in order: one query for all the jobs, each job
+    read from its own cursor."""
     out: dict[str, list[JobEvent]] = {job_id: [] for job_id in cursors}
-    if cursors:
-        for ev in repo.events_after_any(session, list(cursors), min(cursors.values())):
-            if ev.seq > cursors[ev.job_id]:
-                out[ev.job_id].append(ev)
+    for ev in repo.events_after_each(session, cursors):
+        out[ev.job_id].append(ev)
     return out
 
 

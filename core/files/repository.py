@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from sqlalchemy import delete as sa_delete
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core.files.models import File
+from core.files.models import File, UploadLedger
 from core.files.states import Purpose
 from core.pagination import after_cursor, fetch_page
 
@@ -39,15 +40,29 @@ def by_storage_key(session: Session, tenant_id: str, key: str) -> File | None:
 
 
 def bytes_since(session: Session, tenant_id: str, since: int) -> int:
-    """Bytes the tenant uploaded since ``since`` (job results are not uploads)."""
-    return int(
-        session.scalar(
-            select(func.coalesce(func.sum(File.bytes), 0)).where(
-                File.tenant_id == tenant_id, File.created_at >= since, File.purpose != Purpose.FINE_TUNE_RESULTS
-            )
-        )
-        or 0
+    """Bytes the tenant uploaded since ``since``, deleted files included (the upload ledger)."""
+    q = select(func.coalesce(func.sum(UploadLedger.bytes), 0)).where(
+        UploadLedger.tenant_id == tenant_id, UploadLedger.created_at >= since
     )
+    return int(session.scalar(q) or 0)
+
+
+def record_upload(session: Session, tenant_id: str, size: int) -> None:
+    session.add(UploadLedger(tenant_id=tenant_id, bytes=size))
+
+
+def prune_ledger(session: Session, before: int) -> int:
+    res = session.execute(sa_delete(UploadLedger).where(UploadLedger.created_at < before))
+    return int(getattr(res, "rowcount", 0) or 0)
+
+
+def usage(session: Session, tenant_id: str) -> tuple[int, int]:
+    """(bytes stored in all the tenant's files, number of files it uploaded)."""
+    stored = session.scalar(select(func.coalesce(func.sum(File.bytes), 0)).where(File.tenant_id == tenant_id))
+    uploaded = session.scalar(
+        select(func.count(File.id)).where(File.tenant_id == tenant_id, File.purpose != Purpose.FINE_TUNE_RESULTS)
+    )
+    return int(stored or 0), int(uploaded or 0)
 
 
 def referenced_keys(session: Session, keys: list[str]) -> set[str]:

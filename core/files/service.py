@@ -7,6 +7,8 @@ unit of work fails; a delete removes the row first and the bytes only after the 
 from __future__ import annotations
 
 import hashlib
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
@@ -15,7 +17,7 @@ from sqlalchemy.orm import Session
 from core.base_models import repository as models_repo
 from core.config import get_settings
 from core.db import on_commit, on_rollback
-from core.errors import Conflict, InvalidRequest, NotFound, PayloadTooLarge, RateLimited
+from core.errors import Conflict, InvalidRequest, NotFound, PayloadTooLarge, PermissionDenied, RateLimited
 from core.files import repository as repo
 from core.files.models import File
 from core.files.states import UPLOADABLE, FileStatus, Purpose
@@ -66,14 +68,28 @@ def _copy(stream: BinaryIO, store: Store, key: str, limit: int) -> tuple[int, st
     return size, digest.hexdigest()
 
 
-def _check_daily_quota(session: Session, tenant_id: str, size: int) -> None:
-    cap = get_settings().max_upload_bytes_per_day
+def _check_quotas(session: Session, tenant_id: str, size: int) -> None:
+    """Bytes uploaded in 24 h (deleted files included: the ledger), bytes stored, files kept."""
+    s = get_settings()
     used = repo.bytes_since(session, tenant_id, now() - 86_400)
-    if used + size > cap:
+    if used + size > s.max_upload_bytes_per_day:
         raise RateLimited(
-            f"This upload would exceed the organization's {cap} bytes per 24 hours ({used} used).",
+            f"This upload would exceed the organization's {s.max_upload_bytes_per_day} bytes per 24 hours "
+            f"({used} used; deleting files does not give them back).",
             retry_after_s=3600,
             code="upload_quota_exceeded",
+        )
+    stored, files = repo.usage(session, tenant_id)
+    if stored + size > s.max_stored_bytes_per_tenant:
+        raise PermissionDenied(
+            f"This upload would exceed the organization's {s.max_stored_bytes_per_tenant} stored bytes ({stored} "
+            "stored); delete files first.",
+            code="storage_quota_exceeded",
+        )
+    if files + 1 > s.max_files_per_tenant:
+        raise PermissionDenied(
+            f"The organization keeps {files} files, the most allowed is {s.max_files_per_tenant}; delete some first.",
+            code="too_many_files",
         )
 
 
@@ -89,7 +105,8 @@ def create_file(
     key, store = file_key(tenant_id, file_id), get_store()
     size, sha = _copy(stream, store, key, get_settings().max_upload_bytes)
     on_rollback(session, lambda: store.delete(key))
-    _check_daily_quota(session, tenant_id, size)
+    _check_quotas(session, tenant_id, size)
+    repo.record_upload(session, tenant_id, size)
     with store.open(key) as fh:
         report = validate_stream(fh, tokenizer, context)
     report["tokenized_with"] = model_id if tokenizer is not None else None
@@ -112,15 +129,57 @@ def create_file(
     return row
 
 
+class _InvalidReports:
+    """Reports of files found invalid for a model, per API process (LRU, ``size`` entries): the request that
+    finds a file invalid rolls back, so the row cannot keep them, and an invalid file must not be tokenized
+    again on every retry. One computation per (file, model) at a time; the others wait for it."""
+
+    def __init__(self, size: int = 1024) -> None:
+        self.size, self._lock = size, threading.Lock()
+        self._reports: OrderedDict[tuple[str, ...], dict[str, Any]] = OrderedDict()
+        self._computing: dict[tuple[str, ...], threading.Lock] = {}
+
+    def get_or_compute(self, key: tuple[str, ...], compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        with self._lock:
+            flight = self._computing.setdefault(key, threading.Lock())
+        with flight:
+            with self._lock:
+                if key in self._reports:
+                    self._reports.move_to_end(key)
+                    return self._reports[key]
+            try:
+                report = compute()
+            finally:
+                with self._lock:
+                    self._computing.pop(key, None)
+            with self._lock:
+                if not report["valid"]:
+                    self._reports[key] = report
+                    while len(self._reports) > self.size:
+                        self._reports.popitem(last=False)
+            return report
+
+
+INVALID_REPORTS = _InvalidReports()
+
+
 def token_stats(session: Session, row: File, model_id: str) -> dict[str, Any]:
-    """The file's validation report with token statistics for ``model_id``, counted once per model and kept
-    on the row (a retried or second job creation does not tokenize again)."""
+    """The file's validation report with token statistics for ``model_id``, counted once per model: kept on
+    the row when valid (a retried or second job creation does not tokenize again), in this process's
+    :data:`INVALID_REPORTS` when invalid (a repeated invalid dry run does not tokenize again either)."""
     cached = row.validation.get("tokens_by_model", {}).get(model_id)
     if cached is not None:
         return {**row.validation, "tokens": cached, "tokenized_with": model_id}
-    tokenizer, context = tokenizer_for(session, model_id)
-    with get_store().open(row.storage_key) as fh:
-        report = validate_stream(fh, tokenizer, context)
+    model = models_repo.get(session, model_id)
+    version = f"{model.path}:{model.context_length}" if model is not None else ""
+    key = (row.id, row.sha256, model_id, version)
+
+    def compute() -> dict[str, Any]:
+        tokenizer, context = tokenizer_for(session, model_id)
+        with get_store().open(row.storage_key) as fh:
+            return validate_stream(fh, tokenizer, context)
+
+    report = INVALID_REPORTS.get_or_compute(key, compute)
     if report["valid"]:
         by_model = {**row.validation.get("tokens_by_model", {}), model_id: report["tokens"]}
         row.validation = {**row.validation, "tokens_by_model": by_model}

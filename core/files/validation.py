@@ -8,14 +8,14 @@ tuning.rows' (the code the trainer uses), so validation and training agree.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from functools import lru_cache
 from typing import Any, BinaryIO
 
-from tuning.rows import RowError, count_tokens, parse_line
+from tuning.rows import RowError, count_tokens, iter_lines, parse_line
 
-MAX_REPORTED_ERRORS = 100
-MAX_LINE_BYTES = 4 * 1024 * 1024
+MAX_REPORTED_ERRORS = 100  # line errors kept on the file row; the rest are only counted (per code)
+MAX_MESSAGE_CHARS = 300  # an error message (which may quote the user's content) is cut to this
+MAX_LINE_BYTES = 4 * 1024 * 1024  # read at call time, so a test may lower it
 
 
 @lru_cache(maxsize=8)
@@ -23,24 +23,6 @@ def load_tokenizer(path: str) -> Any:
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(path)
-
-
-def iter_lines(fh: BinaryIO, max_line: int | None = None) -> Iterator[tuple[int, bytes | None]]:
-    """(line number, raw line) for every line; raw is None for a line over ``max_line`` bytes, whose rest
-    is skipped without being held in memory."""
-    max_line = max_line or MAX_LINE_BYTES
-    lineno = 0
-    while True:
-        raw = fh.readline(max_line + 1)
-        if not raw:
-            return
-        lineno += 1
-        if len(raw) > max_line and not raw.endswith(b"\n"):
-            while (rest := fh.readline(1 << 20)) and not rest.endswith(b"\n"):
-                pass
-            yield lineno, None
-        else:
-            yield lineno, raw
 
 
 def _token_stats(counts: list[int]) -> dict[str, Any]:
@@ -74,34 +56,55 @@ def _check_line(raw: bytes | None, tokenizer: Any, context_length: int | None, c
         counts.append(n)
 
 
+class _Errors:
+    """The first ``MAX_REPORTED_ERRORS`` line errors (messages cut to ``MAX_MESSAGE_CHARS``) and a count per
+    code of all of them: a file of a million bad lines makes a report of bounded size."""
+
+    def __init__(self) -> None:
+        self.kept: list[dict[str, Any]] = []
+        self.by_code: dict[str, int] = {}
+
+    def add(self, line: int | None, code: str, message: str) -> None:
+        self.by_code[code] = self.by_code.get(code, 0) + 1
+        if len(self.kept) < MAX_REPORTED_ERRORS:
+            cut = message if len(message) <= MAX_MESSAGE_CHARS else message[: MAX_MESSAGE_CHARS - 3] + "..."
+            self.kept.append({"line": line, "code": code, "message": cut})
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_code.values())
+
+
 def validate_stream(fh: BinaryIO, tokenizer: Any = None, context_length: int | None = None) -> dict[str, Any]:
-    """Return {"valid", "n_lines", "n_examples", "errors": [{line, code, message}], "tokens": stats}."""
-    errors: list[dict[str, Any]] = []
+    """Return {"valid", "n_lines", "n_examples", "n_errors", "errors": [{line, code, message}],
+    "error_counts": {code: n}, "tokens": stats}."""
+    errors = _Errors()
     counts: list[int] = []
     n_lines = n_examples = 0
-    for lineno, raw in iter_lines(fh):
+    for lineno, raw in iter_lines(fh, MAX_LINE_BYTES):
         n_lines = lineno
         if raw is not None and not raw.strip():
             continue
         try:
             _check_line(raw, tokenizer, context_length, counts)
         except RowError as exc:
-            errors.append({"line": lineno, "code": exc.code, "message": str(exc)})
+            errors.add(lineno, exc.code, str(exc))
             continue
         n_examples += 1
     return _report(n_lines, n_examples, errors, counts)
 
 
-def _report(n_lines: int, n_examples: int, errors: list[dict[str, Any]], counts: list[int]) -> dict[str, Any]:
-    if n_lines and not n_examples and not errors:
-        errors.append({"line": None, "code": "empty_file", "message": "file has no examples"})
+def _report(n_lines: int, n_examples: int, errors: _Errors, counts: list[int]) -> dict[str, Any]:
+    if n_lines and not n_examples and not errors.total:
+        errors.add(None, "empty_file", "file has no examples")
     elif not n_lines:
-        errors.append({"line": None, "code": "empty_file", "message": "file is empty"})
+        errors.add(None, "empty_file", "file is empty")
     return {
-        "valid": not errors,
+        "valid": not errors.total,
         "n_lines": n_lines,
         "n_examples": n_examples,
-        "n_errors": len(errors),
-        "errors": errors[:MAX_REPORTED_ERRORS],
+        "n_errors": errors.total,
+        "errors": errors.kept,
+        "error_counts": errors.by_code,
         "tokens": _token_stats(counts),
     }

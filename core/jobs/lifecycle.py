@@ -230,8 +230,8 @@ def set_mask(session: Session, job_id: str, mask_id: str | None) -> None:
 def _requeue_expired(session: Session, t: int) -> list[str]:
     out = []
     for job in repo.expired_leases(session, t):
-        if job.attempt >= get_settings().max_attempts:
-            msg = f"Worker lost {job.attempt} times; giving up."
+        if job.losses + 1 >= get_settings().max_attempts:  # losses, not attempts: a pause/resume is no loss
+            msg = f"Worker lost {job.losses + 1} times; giving up."
             if repo.transition(
                 session,
                 job.id,
@@ -251,6 +251,7 @@ def _requeue_expired(session: Session, t: int) -> list[str]:
             Job.lease_expires_at < t,
             lease_owner=None,
             dispatched_at=t,
+            losses=Job.losses + 1,
         ):
             events.add(
                 session,

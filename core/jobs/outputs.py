@@ -8,20 +8,16 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from core.config import get_settings
 from core.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
 from core.jobs import repository as jobs_repo
 from core.jobs.models import Job
+from core.jobs.service import fenced
 from core.jobs.states import JobStatus
 from core.observability import hooks
 from core.results import service as results
 from core.results.models import Artifact, SafetyReport
 from core.results.states import VARIANTS, ArtifactKind
 from core.tenants.service import Principal
-
-
-def _fenced(session: Session, job_id: str, owner: str, attempt: int) -> bool:
-    return jobs_repo.fence(session, job_id, owner, attempt, get_settings().job_lease_s)
 
 
 def record_artifact(
@@ -36,7 +32,7 @@ def record_artifact(
     """Record the ``kind`` artifact stored as ``stored`` = (key, sha256, bytes) by attempt ``attempt`` of
     ``owner``. None if that attempt no longer holds the job's lease (taken over, cancelled, finished): its
     bytes are the caller's to remove. An earlier attempt's row of the same kind wins (one row per kind)."""
-    if not _fenced(session, job_id, owner, attempt):
+    if not fenced(session, job_id, owner, attempt):
         return None
     return results.record_artifact(session, job_id, stored, kind, manifest)
 
@@ -45,7 +41,7 @@ def save_report(
     session: Session, job_id: str, owner: str, attempt: int, report: dict[str, Any], mask_id: str | None
 ) -> bool:
     """Store the job's safety report (the first one wins); False if ``owner``'s attempt lost the lease."""
-    if not _fenced(session, job_id, owner, attempt):
+    if not fenced(session, job_id, owner, attempt):
         return False
     if results.save_report(session, job_id, report, mask_id):
         hooks.report_saved(session, report)

@@ -157,12 +157,12 @@ def recent_observations(session: Session, model_id: str, key: str, n: int = 5) -
     return [float(r[key]) for r in rows if r.get(key)]
 
 
-def succeeded(session: Session, tenant_id: str) -> list[Job]:
-    return list(
-        session.scalars(
-            select(Job).where(Job.tenant_id == tenant_id, Job.status == JobStatus.SUCCEEDED).order_by(Job.finished_at)
-        )
-    )
+def succeeded(session: Session, tenant_id: str, limit: int, model: str | None = None) -> list[Job]:
+    """The tenant's newest ``limit`` succeeded jobs (only the one that made ``model`` when given)."""
+    q = select(Job).where(Job.tenant_id == tenant_id, Job.status == JobStatus.SUCCEEDED)
+    if model is not None:
+        q = q.where(Job.fine_tuned_model == model)
+    return list(session.scalars(q.order_by(Job.finished_at.desc(), Job.id.desc()).limit(limit)))
 
 
 def active_count(session: Session, tenant_id: str) -> int:

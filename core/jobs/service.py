@@ -62,14 +62,35 @@ def _plan(body: JobCreate, report: dict[str, Any], model: BaseModelRecord) -> di
     auto = resolve_auto_hyperparameters(n, tokens)
     req = body.requested_hyperparameters().model_dump()
     hp = {k: (auto[k] if v == "auto" else v) for k, v in req.items()}
+    steps, trained = total_steps(n, hp["batch_size"], hp["n_epochs"]), tokens * hp["n_epochs"]
+    _check_size(steps, trained)
     return {
         "hyperparameters": hp,
         "n_examples": n,
         "tokens_per_epoch": tokens,
-        "total_steps": total_steps(n, hp["batch_size"], hp["n_epochs"]),
-        "trained_tokens": tokens * hp["n_epochs"],
+        "total_steps": steps,
+        "trained_tokens": trained,
         "lora": lora_for_job(model, body.lora),
     }
+
+
+def _check_size(steps: int, trained_tokens: int) -> None:
+    """The operator's caps on a job's size, checked with the dry run's numbers before anything is queued."""
+    s = get_settings()
+    if trained_tokens > s.max_job_tokens:
+        raise InvalidRequest(
+            f"This job would train on {trained_tokens} tokens (tokens per epoch x epochs); the limit is "
+            f"{s.max_job_tokens}. Use fewer examples or epochs.",
+            param="training_file",
+            code="job_too_many_tokens",
+        )
+    if steps > s.max_job_steps:
+        raise InvalidRequest(
+            f"This job would take {steps} optimizer steps; the limit is {s.max_job_steps}. Use fewer epochs or a "
+            "larger batch size.",
+            param="hyperparameters.n_epochs",
+            code="job_too_many_steps",
+        )
 
 
 def _mean(values: list[float]) -> float | None:
@@ -218,12 +239,12 @@ _REFUSALS = {
 def _request_transition(
     session: Session, tenant_id: str, job_id: str, target: JobStatus, message: str, **values: Any
 ) -> Job:
-    """A tenant's cancel / pause / resume: one guarded UPDATE; 409 when the job's status does not allow it."""
+    """A tenant's cancel / pause / resume: one guarded UPDATE; 409 when the job's status does not allow it.
+    Resume is guarded on ``paused`` in the UPDATE itself (queued is also reachable from running, and a job
+    read as paused may be running again by the time the UPDATE runs)."""
     job = get_job(session, tenant_id, job_id)
-    if target == JobStatus.QUEUED and job.status != JobStatus.PAUSED:  # resume: only from paused
-        moved = False
-    else:
-        moved = repo.transition(session, job_id, target, **values)
+    guard = (Job.status == JobStatus.PAUSED,) if target == JobStatus.QUEUED else ()
+    moved = repo.transition(session, job_id, target, *guard, **values)
     session.refresh(job)
     if not moved:
         verb, code = _REFUSALS[target]
@@ -276,6 +297,18 @@ def active_job_using(session: Session, file_id: str) -> str | None:
     return repo.active_job_using(session, file_id)
 
 
+def started_at(session: Session, job_id: str) -> int | None:
+    """When the job first started running (its first attempt's claim)."""
+    job = session.get(Job, job_id)
+    return job.started_at if job is not None else None
+
+
+def fenced(session: Session, job_id: str, owner: str, attempt: int) -> bool:
+    """Attempt ``attempt`` of ``owner`` still holds the job (renewing its lease; the row stays locked until the
+    unit of work ends, so what the caller writes in it cannot land after a takeover)."""
+    return repo.fence(session, job_id, owner, attempt, get_settings().job_lease_s)
+
+
 def is_terminal(status: str | None) -> bool:
     return status in TERMINAL
 
@@ -295,6 +328,11 @@ def model_name(job: Job) -> str:
     return f"ft:{job.model}:{job.tenant_id}:{job.suffix or ''}:{job.id.removeprefix('ftjob-')[:8]}"
 
 
-def fine_tuned_models(session: Session, tenant_id: str) -> list[Job]:
-    """The tenant's succeeded jobs (each is one fine-tuned model)."""
-    return repo.succeeded(session, tenant_id)
+MAX_LISTED_MODELS = 1000
+
+
+def fine_tuned_models(session: Session, tenant_id: str, model: str | None = None) -> tuple[list[Job], bool]:
+    """The tenant's succeeded jobs (each is one fine-tuned model), newest first, at most
+    ``MAX_LISTED_MODELS`` (and whether there were more); only the one named ``model`` when given."""
+    rows = repo.succeeded(session, tenant_id, MAX_LISTED_MODELS + 1, model)
+    return rows[:MAX_LISTED_MODELS], len(rows) > MAX_LISTED_MODELS

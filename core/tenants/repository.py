@@ -16,6 +16,13 @@ def active_key_by_hash(session: Session, key_hash: str) -> ApiKey | None:
     return session.scalar(select(ApiKey).where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None)))
 
 
+def active_key_ids(session: Session, key_ids: set[str]) -> set[str]:
+    if not key_ids:
+        return set()
+    q = select(ApiKey.id).where(ApiKey.id.in_(key_ids), ApiKey.revoked_at.is_(None))
+    return set(session.scalars(q))
+
+
 def key_by_hash(session: Session, key_hash: str) -> ApiKey | None:
     return session.scalar(select(ApiKey).where(ApiKey.key_hash == key_hash))
 

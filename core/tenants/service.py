@@ -56,10 +56,14 @@ def create_tenant(
     return tenant, key
 
 
-def ensure_key(session: Session, name: str, role: str, plaintext: str) -> None:
-    """Idempotently make sure a known key exists (embedded dev keys, production bootstrap admin key)."""
-    if repo.key_by_hash(session, hash_key(plaintext)) is None:
+def ensure_key(session: Session, name: str, role: str, plaintext: str) -> bool:
+    """Idempotently make sure a known key exists (embedded dev keys, production bootstrap admin key). False
+    when it exists but was revoked: a revoked key is never revived, and it is not "present"."""
+    row = repo.key_by_hash(session, hash_key(plaintext))
+    if row is None:
         create_tenant(session, name, role=role, plaintext=plaintext)
+        return True
+    return row.revoked_at is None
 
 
 def audit(session: Session, actor: Principal, action: str, target_tenant_id: str | None, target_id: str | None) -> None:
@@ -131,6 +135,11 @@ def revoke_key(session: Session, actor: Principal, tenant_id: str, key_id: str) 
 
 def audit_log(session: Session, limit: int) -> list[AuditEvent]:
     return repo.audit_events(session, limit)
+
+
+def active_key_ids(session: Session, key_ids: set[str]) -> set[str]:
+    """Which of ``key_ids`` are not revoked (one query)."""
+    return repo.active_key_ids(session, key_ids)
 
 
 def authenticate(session: Session, authorization: str | None) -> Principal:

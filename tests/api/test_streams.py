@@ -74,8 +74,9 @@ def test_a_stream_resumes_after_an_event_id(client, keys, server):
 
 
 def test_one_poll_serves_every_open_stream(client, keys):
-    """The streams of a process share one poller: a tick costs two statements (statuses, then events) however
-    many streams and jobs are open, and each stream gets its own job's events from its own cursor."""
+    """The streams of a process share one poller: a tick costs three statements (the streams' keys still
+    active, statuses, then events) however many streams and jobs are open, and each stream gets its own job's
+    events from its own cursor."""
     import asyncio
 
     from sqlalchemy import select
@@ -83,6 +84,8 @@ def test_one_poll_serves_every_open_stream(client, keys):
     from api.streams import _Hub
     from core.db import session_scope
     from core.events.models import JobEvent
+    from core.tenants import repository
+    from core.tenants.service import hash_key
     from tests.api.test_list_cost import statements
 
     key = keys["bob"]
@@ -90,13 +93,14 @@ def test_one_poll_serves_every_open_stream(client, keys):
     for jid in jobs:
         client.post(f"/v1/fine_tuning/jobs/{jid}/cancel", headers=auth(key))
     with session_scope() as s:
+        kid = repository.key_by_hash(s, hash_key(key)).id
         seqs = {
             j: list(s.scalars(select(JobEvent.seq).where(JobEvent.job_id == j).order_by(JobEvent.seq))) for j in jobs
         }
 
     async def two_ticks() -> tuple[list, list[list[str]], list[list[str]]]:
         hub = _Hub()
-        subs = [hub.join(j, 0) for j in jobs for _ in range(4)] + [hub.join(jobs[0], seqs[jobs[0]][1])]
+        subs = [hub.join(j, 0, kid) for j in jobs for _ in range(4)] + [hub.join(jobs[0], seqs[jobs[0]][1], kid)]
         assert hub.task is not None
         hub.task.cancel()  # tick by hand
         with statements() as seen:
@@ -107,7 +111,7 @@ def test_one_poll_serves_every_open_stream(client, keys):
         return seen, first, second
 
     seen, first, second = asyncio.run(two_ticks())
-    assert len(seen) == 4, seen  # two per tick for 13 streams on 3 jobs
+    assert len(seen) == 6, seen  # three per tick for 13 streams on 3 jobs
     expected = [len(seqs[j]) for j in jobs for _ in range(4)] + [len(seqs[jobs[0]]) - 2]
     assert [len(chunks) for chunks, final in first] == expected and all(final is None for _, final in first)
     assert second == [([], "cancelled")] * 13  # nothing new: the job is over

@@ -87,7 +87,14 @@ def test_reaper_requeues_an_expired_lease_and_gives_up_after_max_attempts(client
     assert job(client, keys["alice"], jid)["status"] == "queued"
     with session_scope() as s:
         row = s.get(Job, jid)
-        row.status, row.lease_owner, row.lease_expires_at, row.attempt = "running", "dead:2", now() - 1, 3
+        assert row.losses == 1  # the first loss; max_attempts bounds losses (a pause/resume is none)
+        row.status, row.lease_owner, row.lease_expires_at, row.attempt, row.losses = (
+            "running",
+            "dead:2",
+            now() - 1,
+            3,
+            2,
+        )
     reap()
     final = job(client, keys["alice"], jid)
     assert final["status"] == "failed" and final["error"]["code"] == "worker_lost"

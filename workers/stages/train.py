@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 import time
 import zipfile
 from pathlib import Path
@@ -13,6 +15,7 @@ from core.jobs import lifecycle
 from core.jobs.states import Stage
 from core.observability import hooks
 from core.results.states import ArtifactKind
+from tuning.atomic import atomic_dir
 from tuning.plan import total_steps
 from tuning.specs import LoraSpec, TrainSpec
 from workers.context import JobContext
@@ -35,6 +38,25 @@ def train_specs(ctx: JobContext) -> tuple[TrainSpec, LoraSpec]:
     return spec, LoraSpec(
         r=lora["r"], alpha=lora["alpha"], dropout=lora["dropout"], target_modules=tuple(lora["target_modules"])
     )
+
+
+def train_dir(ctx: JobContext) -> Path:
+    """This attempt's own training directory (a superseded attempt still running never writes into it),
+    seeded with the newest complete checkpoint an earlier attempt left, so training resumes from it."""
+    from tuning.train import latest_checkpoint
+
+    out = ctx.attempt_dir / "train"
+    if latest_checkpoint(out) is not None:
+        return out
+    earlier = [ctx.work / "train"] + [ctx.work / f"attempt-{n}" / "train" for n in range(ctx.spec.attempt)]
+    found = [c for c in (latest_checkpoint(d) for d in earlier) if c is not None]
+    for ckpt in sorted(found, key=lambda p: int(p.name.split("-")[1]), reverse=True):
+        # an earlier attempt may still be pruning its directory: a copy that fails tries the next checkpoint
+        with contextlib.suppress(OSError), atomic_dir(out / "checkpoints" / ckpt.name, prefix=".tmp-") as tmp:
+            shutil.copytree(ckpt, tmp, dirs_exist_ok=True)
+        if latest_checkpoint(out) is not None:
+            break
+    return out
 
 
 def _restore_raw(ctx: JobContext, key: str) -> Path:
@@ -64,6 +86,8 @@ def train(ctx: JobContext, progress: Any) -> Path | None:
         f"({spec.n_epochs} epochs, batch {spec.batch_size}, lr {spec.learning_rate:g})",
     )
     started = time.monotonic()
+    if hasattr(progress, "attempt"):
+        progress.attempt = ctx.spec.attempt  # a superseded attempt's steps and checkpoints are not recorded
     with model_cache().borrow(ctx.spec.base_path, device=get_settings().device) as base:  # LoRA detached after
         result = train_lora(
             base.model,
@@ -71,7 +95,7 @@ def train(ctx: JobContext, progress: Any) -> Path | None:
             ctx.train_examples,
             spec,
             lora,
-            str(ctx.work / "train"),
+            str(train_dir(ctx)),
             progress=progress,
             init_adapter=ctx.spec.lora.get("init_adapter"),
             resume=True,

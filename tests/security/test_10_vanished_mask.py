@@ -1,0 +1,65 @@
+"""Item 10: a ready mask whose stored bytes vanished does not fail the jobs on its model: it is marked broken,
+a job falls back to the previous ready version, or (with none) recomputes it and waits."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+from tests.fixtures.service import auth
+
+
+def _model(client, keys, micro, mid: str) -> str:
+    body = {
+        "id": mid,
+        "path": micro["base"],
+        "alignment_adapter": micro["alignment"],
+        "safety_data": {"safety_corpus": os.path.join(micro["data"], "safety_corpus.jsonl")},
+    }
+    r = client.post("/v1/admin/base_models", json=body, headers=auth(keys["admin"]))
+    assert r.status_code == 200, r.text
+    return mid
+
+
+def _lose(key: str) -> None:
+    """The store's bytes of ``key`` are gone, and so is this worker's local copy."""
+    from core.config import get_settings
+    from core.storage import get_store
+
+    get_store().delete(key)
+    shutil.rmtree(get_settings().scratch_dir / "mask-cache" / key.replace("/", "_"), ignore_errors=True)
+    assert not get_store().exists(key)
+
+
+def _status(mask_id: str) -> str:
+    from core.base_models import service as models
+    from core.db import session_scope
+
+    with session_scope() as s:
+        return str(models.get_mask(s, mask_id).status)
+
+
+def test_a_vanished_mask_falls_back_or_is_recomputed(client, keys, micro, stack):
+    from core.base_models import service as models
+    from core.base_models.schemas import MaskCreate
+    from core.db import session_scope
+    from workers.stages import masks
+
+    mid = _model(client, keys, micro, f"micro-vanish-{stack['backend']}")
+    v1 = masks.ensure_mask(mid)  # computes v1
+    with session_scope() as s:
+        v2_id = models.create_mask(s, models.require_model(s, mid), MaskCreate(method="all"), None).id
+    assert masks.compute(v2_id) == "ready"
+    v2 = masks.ensure_mask(mid)
+    assert v2[0] == v2_id and v2[1] == 2
+
+    _lose(v2[3])
+    heard: list[str] = []
+    got = masks.ensure_mask(mid, notify=heard.append)  # the job waits; it does not fail
+    assert got == v1 and masks.local_copy(got[3]).is_dir()
+    assert _status(v2_id) == "broken" and any("missing" in h for h in heard)
+
+    _lose(v1[3])  # no ready version left: the newest broken one is recomputed under a lease
+    got = masks.ensure_mask(mid)
+    assert got[0] in (v1[0], v2_id) and got[3] and masks.local_copy(got[3]).is_dir()
+    assert _status(got[0]) == "ready"

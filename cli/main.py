@@ -9,7 +9,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from cli.supervisor import Supervisor, port_in_use
+from cli.supervisor import Child, Supervisor, port_in_use
 from core.config import get_settings, redact_url
 from testbed import cli as testbed_cli
 from tuning.safety.registry import METHOD_NAMES
@@ -69,7 +69,29 @@ def _banner(args: argparse.Namespace, keys: dict[str, str], sup: Supervisor) -> 
     for c in sup.children:
         extra = f", log {s.data_dir.resolve() / 'worker.log'}" if c.name == "worker" else ""
         print(f"{c.name.capitalize() + ':':<11} pid {c.proc.pid}{extra}")
+    print("A worker that dies is restarted; its job is retried from its last checkpoint.")
     print("Stop with Ctrl-C or SIGTERM (a running job is requeued and resumes from its last checkpoint).", flush=True)
+
+
+def _worker_died(child: Child, code: int) -> None:
+    """A worker killed by a signal leaves its job's lease to expire: note how it died on that job (the evidence
+    for ``out_of_memory``) and expire the lease now, so the restarted worker's reaper retries it at once."""
+    if child.name != "worker" or code >= 0:
+        return
+    import signal as signals
+    import socket
+
+    from core.db import session_scope
+    from core.jobs import lifecycle
+
+    try:
+        how = signals.Signals(-code).name
+    except ValueError:
+        how = f"signal {-code}"
+    with session_scope() as s:
+        jobs = lifecycle.worker_killed(s, f"{socket.gethostname()}:{child.proc.pid}:", how)
+    if jobs:
+        print(f"keel: the worker was running {', '.join(jobs)}; it will be retried", flush=True)
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -77,11 +99,11 @@ def cmd_serve(args: argparse.Namespace) -> None:
         sys.exit(f"keel: {args.host}:{args.port} is already in use; pick another --port")
     keys = prepare(testbed=not args.no_testbed)
     s, env = get_settings(), {**os.environ, "C_FORCE_ROOT": "1"}
-    sup = Supervisor()
+    sup = Supervisor(on_exit=_worker_died)
     sup.start("api", api_cmd(args.host, args.port, args.access_log), env, grace_s=15)
     if not args.no_worker:
         log = open(s.data_dir / "worker.log", "ab")  # noqa: SIM115 (kept open for the child's life)
-        sup.start("worker", worker_cmd(), env, grace_s=args.worker_grace, log=log)
+        sup.start("worker", worker_cmd(), env, grace_s=args.worker_grace, log=log, restart=True)
     _banner(args, keys, sup)
     sys.exit(sup.run())
 

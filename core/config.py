@@ -30,7 +30,12 @@ class Settings(BaseSettings):
     heartbeat_s: float = Field(default=5.0, description="lease renewal and cancellation poll period")
     reaper_interval_s: float = 15.0
     visibility_timeout_s: int = Field(default=6 * 3600, description="broker redelivery; above the longest job")
-    max_attempts: int = 3
+    max_attempts: int = Field(
+        default=2,
+        description="lost workers (crash, OOM kill, expired lease) a job survives minus one: each retry halves "
+        "its tokens per micro-batch; the max_attempts-th loss fails it (out_of_memory / worker_lost). Warm "
+        "shutdowns, which requeue the job, do not count",
+    )
     requeue_after_s: int = Field(default=60, description="re-send a queued job nobody claimed after this long")
     janitor_interval_s: float = Field(default=3600.0, description="each worker sweeps the store this often")
     janitor_grace_s: int = Field(

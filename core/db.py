@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import logging
+import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -25,6 +28,35 @@ NAMING = {
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 
+log = logging.getLogger("keel.db")
+
+
+def _finite(value: Any, path: str, bad: list[str]) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        bad.append(f"{path or '.'}={value}")
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v, f"{path}.{k}", bad) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v, f"{path}[{i}]", bad) for i, v in enumerate(value)]
+    return value
+
+
+def finite_json(value: Any) -> Any:
+    """``value`` with every NaN/Infinity float replaced by None (logged once per value)."""
+    bad: list[str] = []
+    out = _finite(value, "", bad)
+    if bad:
+        log.warning("non-finite floats stored as null in a JSON column: %s", ", ".join(bad[:10]))
+    return out
+
+
+def dumps_json(value: Any) -> str:
+    """The one serializer of every JSON column (the engine's ``json_serializer``): NaN/Infinity become null,
+    so a metric that is not a number is stored as "unknown" instead of failing the transaction (PostgreSQL's
+    JSONB rejects the literal ``NaN`` that ``json.dumps`` writes)."""
+    return json.dumps(finite_json(value), allow_nan=False)
+
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
@@ -32,7 +64,9 @@ class Base(DeclarativeBase):
 
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30}, json_serializer=dumps_json
+        )
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -44,7 +78,7 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, json_serializer=dumps_json)
 
 
 @lru_cache

@@ -35,9 +35,12 @@ class TrainSpec:
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
     lr_scheduler: str = "cosine"  # or "constant"
+    micro_batch_tokens: int = 4096  # token budget of one forward/backward (gradient accumulation past it)
 
     def __post_init__(self) -> None:
         if self.n_epochs < 1 or self.batch_size < 1 or self.learning_rate <= 0 or self.max_seq_len < 8:
+            raise ValueError(f"invalid train spec: {self}")
+        if self.micro_batch_tokens < 1:
             raise ValueError(f"invalid train spec: {self}")
 
 

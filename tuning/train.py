@@ -91,8 +91,11 @@ def lr_factor(step: int, total: int, warmup: int, schedule: str = "cosine", floo
 
 
 def _fingerprint(encoded: list[dict], spec: TrainSpec) -> str:
-    """Hash of the token data and the spec: a checkpoint only resumes the run it came from."""
-    h = hashlib.sha256(json.dumps({**spec.__dict__, "n": len(encoded)}, sort_keys=True).encode())
+    """Hash of the token data and the spec: a checkpoint only resumes the run it came from. The micro-batch
+    token budget is left out: it changes how a step is computed, not the step (a retry after a lost worker
+    resumes with half the budget)."""
+    fields = {k: v for k, v in spec.__dict__.items() if k != "micro_batch_tokens"}
+    h = hashlib.sha256(json.dumps({**fields, "n": len(encoded)}, sort_keys=True).encode())
     for e in encoded:
         h.update(torch.tensor(e["input_ids"] + [-1] + e["labels"], dtype=torch.int64).numpy().tobytes())
     return h.hexdigest()[:16]

@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from core import janitor
@@ -36,11 +37,51 @@ def worker_id() -> str:
 Renew = Callable[[Any, str, str], bool]  # (session, id, owner) -> still ours
 
 
+def _kib(path: str, key: str) -> int | None:
+    try:
+        with open(path) as fh:
+            for line in fh:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def _cgroup() -> tuple[int, int] | None:
+    """(limit, used) bytes of this process's cgroup v2, when it has a memory limit."""
+    root = Path("/sys/fs/cgroup")
+    try:
+        limit = (root / "memory.max").read_text().strip()
+        used = int((root / "memory.current").read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return (int(limit), used) if limit.isdigit() else None
+
+
+def memory_sample() -> dict[str, int | None]:
+    """This worker's resident memory and the memory it can use (its cgroup's limit, else the host's), as the
+    heartbeat records it on the job: the evidence for ``out_of_memory`` if the worker dies."""
+    total = _kib("/proc/meminfo", "MemTotal")
+    available = _kib("/proc/meminfo", "MemAvailable")
+    limit, used = _cgroup() or (total, (total - available) if total and available is not None else None)
+    return {
+        "rss_bytes": _kib("/proc/self/status", "VmRSS"),
+        "peak_rss_bytes": _kib("/proc/self/status", "VmHWM"),
+        "limit_bytes": limit,
+        "used_bytes": used,
+    }
+
+
+def renew_job(session: Any, job_id: str, owner: str) -> bool:
+    return lifecycle.renew(session, job_id, owner, memory_sample())
+
+
 class Heartbeat:
     """Background lease renewal of a job (or, with ``renew``, of another leased row such as a mask version);
     ``lost`` is set when it is no longer ours (cancelled, finished or taken over)."""
 
-    def __init__(self, job_id: str, owner: str, renew: Renew = lifecycle.renew) -> None:
+    def __init__(self, job_id: str, owner: str, renew: Renew = renew_job) -> None:
         self.job_id, self.owner, self._renew = job_id, owner, renew
         self.lost = threading.Event()
         self._stop = threading.Event()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from core.db import session_scope
+from core.errors import error_ref
 from core.jobs import lifecycle
 from core.jobs import service as jobs
 from tuning.interfaces import Stopped
@@ -40,16 +41,17 @@ def run_job(job_id: str) -> str:
                 raise
             if not isinstance(exc, Exception):
                 raise
-            log.exception("job %s failed", job_id)
+            ref = error_ref()  # the tenant sees a fixed message with this id; the traceback stays in this log
+            log.exception("job %s failed (ref: %s)", job_id, ref)
             with session_scope() as s:
-                lifecycle.fail(s, job_id, owner, "internal_error", f"{type(exc).__name__}: {exc}")
+                lifecycle.fail(s, job_id, owner, "internal_error", f"{type(exc).__name__}: {exc}", ref=ref)
             return "failed"
 
 
 def _requeue(job_id: str, owner: str) -> str:
     with session_scope() as s:
-        lifecycle.requeue(s, job_id, owner, f"Worker {owner} is shutting down")
-    log.info("job %s requeued (worker shutting down)", job_id)
+        lifecycle.requeue(s, job_id, owner, "The worker running the job is shutting down")
+    log.info("job %s requeued (worker %s shutting down)", job_id, owner)
     return "requeued"
 
 
@@ -80,14 +82,7 @@ def _run_claimed(job_id: str, owner: str, progress: DbProgress) -> str:
         return _stopped(job_id, owner)
     if not report["passed"]:
         with session_scope() as s:
-            lifecycle.fail(
-                s,
-                job_id,
-                owner,
-                "unsafe_model",
-                "The fine-tuned model could not be realigned within "
-                f"the safety targets: {report.get('reason', 'no realignment setting passed')}",
-            )
+            lifecycle.fail(s, job_id, owner, "unsafe_model", report.get("reason", "no realignment setting passed"))
         return "failed"
     export(ctx, adapter, report)
     with session_scope() as s:

@@ -6,6 +6,7 @@ so a cancelled job is never resurrected and only the current lease owner can fin
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from core.base_models import repository as models_repo
 from core.config import get_settings
+from core.errors import error_ref, job_error
 from core.events import service as events
 from core.files import repository as files_repo
 from core.ids import now
@@ -22,6 +24,9 @@ from core.jobs.service import model_name, public_lora
 from core.jobs.states import JobStatus, Stage
 from core.queue import RUN_JOB, send_after_commit
 from core.results.service import publish
+from tuning.specs import TrainSpec
+
+log = logging.getLogger("keel.jobs")
 
 TRAIN_SHARE = 80.0  # percent of the progress bar given to training; realignment/eval/export share the rest
 
@@ -44,6 +49,7 @@ class JobSnapshot:
     seed: int
     suffix: str | None
     attempt: int
+    micro_batch_tokens: int
     training_key: str
     validation_key: str | None
     spec_echo: dict[str, Any] = field(default_factory=dict)
@@ -81,10 +87,21 @@ def snapshot(session: Session, job_id: str) -> JobSnapshot:
         seed=job.seed,
         suffix=job.suffix,
         attempt=job.attempt,
+        micro_batch_tokens=micro_batch_tokens(job.lost_workers),
         training_key=train.storage_key,
         validation_key=valid.storage_key if valid else None,
         spec_echo=spec,
     )
+
+
+MIN_MICRO_BATCH_TOKENS = 64
+
+
+def micro_batch_tokens(lost_workers: int) -> int:
+    """Tokens per micro-batch for an attempt after ``lost_workers`` workers died running the job: the default
+    budget halved for each loss, so a retry after a (likely) out-of-memory kill needs less activation memory."""
+    budget: int = TrainSpec.micro_batch_tokens
+    return max(MIN_MICRO_BATCH_TOKENS, budget >> max(0, lost_workers))
 
 
 def _job(session: Session, job_id: str) -> Job:
@@ -108,9 +125,10 @@ def should_defer(session: Session, job_id: str) -> bool:
     return repo.running_count(session, job.tenant_id) >= cap and repo.others_waiting(session, job.tenant_id)
 
 
-def renew(session: Session, job_id: str, owner: str) -> bool:
-    """Extend our lease; False once the job was cancelled, finished, or taken over."""
-    return repo.renew(session, job_id, owner, get_settings().job_lease_s)
+def renew(session: Session, job_id: str, owner: str, memory: dict[str, Any] | None = None) -> bool:
+    """Extend our lease (recording the worker's memory sample); False once the job was cancelled, finished, or
+    taken over."""
+    return repo.renew(session, job_id, owner, get_settings().job_lease_s, memory)
 
 
 def status(session: Session, job_id: str) -> str | None:
@@ -123,7 +141,8 @@ def holds_lease(session: Session, job_id: str, owner: str) -> bool:
 
 
 def started(session: Session, job_id: str, owner: str) -> None:
-    events.add(session, job_id, f"Worker {owner} started the job (attempt {_job(session, job_id).attempt})")
+    job = _job(session, job_id)  # the worker's host and pid stay in the worker log: events are the tenant's
+    events.add(session, job_id, f"A worker started the job (attempt {job.attempt})")
 
 
 def finish(
@@ -145,16 +164,13 @@ def finish(
     return moved
 
 
-def fail(session: Session, job_id: str, owner: str, code: str, message: str) -> bool:
-    return finish(
-        session,
-        job_id,
-        owner,
-        JobStatus.FAILED,
-        f"Job failed: {message}",
-        level="error",
-        error={"code": code, "message": message, "param": None},
-    )
+def fail(session: Session, job_id: str, owner: str, code: str, detail: str = "", ref: str | None = None) -> bool:
+    """Fail the job with ``code``'s fixed message and a correlation id; ``detail`` (internal: exception text,
+    paths) goes to this process's log under that id only."""
+    ref = ref or error_ref()
+    log.warning("job %s fails with %s (ref: %s): %s", job_id, code, ref, detail or "-")
+    error = job_error(code, ref)
+    return finish(session, job_id, owner, JobStatus.FAILED, f"Job failed: {error['message']}", "error", error=error)
 
 
 def succeed(session: Session, job_id: str, owner: str) -> bool:
@@ -227,40 +243,61 @@ def set_mask(session: Session, job_id: str, mask_id: str | None) -> None:
     _job(session, job_id).mask_id = mask_id
 
 
+def likely_oom(memory: dict[str, Any] | None) -> bool:
+    """Whether the kernel's out-of-memory killer most likely stopped the worker: its supervisor saw it die of
+    SIGKILL (the OOM killer's signal; Keel itself never SIGKILLs a worker with a job), or its last heartbeat
+    found its cgroup/host memory at least 85% used or the worker alone holding half of it. A heartbeat samples
+    every few seconds, so a spike between two samples is missed: then the code says ``worker_lost``."""
+    if not memory:
+        return False
+    if memory.get("killed_by") == "SIGKILL":
+        return True
+    limit, used, rss = (int(memory.get(k) or 0) for k in ("limit_bytes", "used_bytes", "rss_bytes"))
+    return limit > 0 and (used >= 0.85 * limit or rss >= 0.5 * limit)
+
+
+def _lost_worker(session: Session, job: Job, t: int) -> str | None:
+    """The job's worker died (its lease expired): retry it with half the tokens per micro-batch, or, at the
+    ``max_attempts``-th lost worker, fail it as ``out_of_memory``/``worker_lost``. Returns the id if requeued."""
+    lost, oom = job.lost_workers + 1, likely_oom(job.worker_memory)
+    cause = "most likely out of memory" if oom else "cause unknown"
+    log.warning("job %s: worker %s lost (%s; last memory sample %s)", job.id, job.lease_owner, cause, job.worker_memory)
+    guard = (Job.lease_owner == job.lease_owner, Job.lease_expires_at < t)
+    if lost >= get_settings().max_attempts:
+        ref = error_ref()
+        log.warning("job %s fails after %d lost workers (ref: %s)", job.id, lost, ref)
+        error = job_error("out_of_memory" if oom else "worker_lost", ref)
+        if repo.transition(session, job.id, JobStatus.FAILED, *guard, finished_at=t, lost_workers=lost, error=error):
+            events.add(session, job.id, f"Job failed: {error['message']}", level="error")
+        return None
+    tokens = micro_batch_tokens(lost)
+    if not repo.transition(
+        session, job.id, JobStatus.QUEUED, *guard, lease_owner=None, dispatched_at=t, lost_workers=lost
+    ):
+        return None
+    events.add(
+        session,
+        job.id,
+        f"The worker running the job stopped heartbeating ({cause}); attempt {job.attempt + 1} resumes from the last "
+        f"checkpoint with {tokens} tokens per micro-batch (half of the previous budget)",
+        level="warn",
+        data={"lost_workers": lost, "likely_out_of_memory": oom, "micro_batch_tokens": tokens},
+    )
+    return job.id
+
+
 def _requeue_expired(session: Session, t: int) -> list[str]:
+    return [jid for job in repo.expired_leases(session, t) if (jid := _lost_worker(session, job, t)) is not None]
+
+
+def worker_killed(session: Session, owner_prefix: str, signal_name: str) -> list[str]:
+    """The supervisor of a worker process saw it die of ``signal_name``: note it on the jobs that process ran
+    (the evidence ``likely_oom`` reads) and let their leases expire now, so the reaper retries them at once."""
     out = []
-    for job in repo.expired_leases(session, t):
-        if job.losses + 1 >= get_settings().max_attempts:  # losses, not attempts: a pause/resume is no loss
-            msg = f"Worker lost {job.losses + 1} times; giving up."
-            if repo.transition(
-                session,
-                job.id,
-                JobStatus.FAILED,
-                Job.lease_owner == job.lease_owner,
-                finished_at=t,
-                error={"code": "worker_lost", "message": msg, "param": None},
-            ):
-                events.add(session, job.id, msg, level="error")
-            continue
-        owner = job.lease_owner or "unknown"
-        if repo.transition(
-            session,
-            job.id,
-            JobStatus.QUEUED,
-            Job.lease_owner == job.lease_owner,
-            Job.lease_expires_at < t,
-            lease_owner=None,
-            dispatched_at=t,
-            losses=Job.losses + 1,
-        ):
-            events.add(
-                session,
-                job.id,
-                f"Worker {owner} stopped heartbeating; job requeued (attempt "
-                f"{job.attempt + 1} will resume from the last checkpoint)",
-                level="warn",
-            )
-            out.append(job.id)
+    for job in repo.running_with_owner_prefix(session, owner_prefix):
+        job.worker_memory = {**(job.worker_memory or {}), "killed_by": signal_name}
+        job.lease_expires_at = now() - 1
+        out.append(job.id)
     return out
 
 

@@ -41,7 +41,8 @@ class Job(Base):
     estimated_finish: Mapped[int | None] = mapped_column()
     mask_id: Mapped[str | None] = mapped_column(String(40))
     attempt: Mapped[int] = mapped_column(default=0)  # bumped by every claim (the fencing token)
-    losses: Mapped[int] = mapped_column(default=0, server_default="0")  # workers lost; bounded by max_attempts
+    lost_workers: Mapped[int] = mapped_column(default=0, server_default="0")  # workers lost; bounded by max_attempts
+    worker_memory: Mapped[dict[str, Any] | None] = mapped_column(JSONType)  # last heartbeat's sample (internal)
     lease_owner: Mapped[str | None] = mapped_column(String(200))
     lease_expires_at: Mapped[int | None] = mapped_column()
     dispatched_at: Mapped[int | None] = mapped_column()

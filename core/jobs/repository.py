@@ -103,16 +103,18 @@ def claim(session: Session, job_id: str, owner: str, lease_s: int) -> bool:
             lease_expires_at=t + lease_s,
             attempt=Job.attempt + 1,
             started_at=func.coalesce(Job.started_at, t),
+            worker_memory=None,  # the evidence of how a worker died is about this attempt's worker only
         )
     )
     return bool(getattr(res, "rowcount", 0) == 1)
 
 
-def renew(session: Session, job_id: str, owner: str, lease_s: int) -> bool:
+def renew(session: Session, job_id: str, owner: str, lease_s: int, memory: dict[str, Any] | None = None) -> bool:
+    extra = {"worker_memory": memory} if memory is not None else {}
     res = session.execute(
         update(Job)
         .where(Job.id == job_id, Job.status == JobStatus.RUNNING, Job.lease_owner == owner)
-        .values(lease_expires_at=now() + lease_s)
+        .values(lease_expires_at=now() + lease_s, **extra)
     )
     return bool(getattr(res, "rowcount", 0) == 1)
 
@@ -140,6 +142,15 @@ def holds_lease(session: Session, job_id: str, owner: str) -> bool:
 
 def expired_leases(session: Session, t: int) -> list[Job]:
     return list(session.scalars(select(Job).where(Job.status == JobStatus.RUNNING, Job.lease_expires_at < t)))
+
+
+def running_with_owner_prefix(session: Session, prefix: str) -> list[Job]:
+    """Running jobs whose lease owner id starts with ``prefix`` (one worker process: ``host:pid:``)."""
+    return list(
+        session.scalars(
+            select(Job).where(Job.status == JobStatus.RUNNING, Job.lease_owner.startswith(prefix, autoescape=True))
+        )
+    )
 
 
 def stale_queued(session: Session, before: int) -> list[Job]:

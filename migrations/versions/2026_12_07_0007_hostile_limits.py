@@ -1,8 +1,8 @@
-"""hostile-tenant limits: jobs.losses (workers lost, what max_attempts bounds; a pause/resume is no loss) and
-upload_ledger (bytes uploaded per tenant, kept when a file is deleted, for the daily upload quota)
+"""hostile-tenant limits: upload_ledger (bytes uploaded per tenant, kept when a file is deleted, for the daily
+upload quota)
 
 Revision ID: 0004h_hostile_limits
-Revises: 0003
+Revises: 0004_webhooks
 Create Date: 2026-12-07 02:45:00
 """
 
@@ -18,8 +18,6 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("jobs") as batch:
-        batch.add_column(sa.Column("losses", sa.Integer(), nullable=False, server_default="0"))
     op.create_table(
         "upload_ledger",
         sa.Column("id", sa.String(length=40), primary_key=True),
@@ -33,5 +31,3 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_upload_ledger_tenant_created", table_name="upload_ledger")
     op.drop_table("upload_ledger")
-    with op.batch_alter_table("jobs") as batch:
-        batch.drop_column("losses")

@@ -87,8 +87,8 @@ def test_reaper_requeues_an_expired_lease_and_gives_up_after_max_attempts(client
     assert job(client, keys["alice"], jid)["status"] == "queued"
     with session_scope() as s:
         row = s.get(Job, jid)
-        assert row.losses == 1  # the first loss; max_attempts bounds losses (a pause/resume is none)
-        row.status, row.lease_owner, row.lease_expires_at, row.attempt, row.losses = (
+        assert row.lost_workers == 1  # the first loss; max_attempts bounds lost workers (a pause/resume is none)
+        row.status, row.lease_owner, row.lease_expires_at, row.attempt, row.lost_workers = (
             "running",
             "dead:2",
             now() - 1,

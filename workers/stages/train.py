@@ -34,6 +34,7 @@ def train_specs(ctx: JobContext) -> tuple[TrainSpec, LoraSpec]:
         learning_rate=get_settings().base_learning_rate * hp["learning_rate_multiplier"],
         max_seq_len=ctx.spec.context_length,
         checkpoint_every=every,
+        micro_batch_tokens=ctx.spec.micro_batch_tokens,  # halved on each retry after a lost worker
     )
     return spec, LoraSpec(
         r=lora["r"], alpha=lora["alpha"], dropout=lora["dropout"], target_modules=tuple(lora["target_modules"])
@@ -83,7 +84,8 @@ def train(ctx: JobContext, progress: Any) -> Path | None:
         Stage.TRAINING,
         0.0,
         f"Training LoRA r={lora.r} on {len(ctx.train_examples)} examples "
-        f"({spec.n_epochs} epochs, batch {spec.batch_size}, lr {spec.learning_rate:g})",
+        f"({spec.n_epochs} epochs, batch {spec.batch_size}, lr {spec.learning_rate:g}, "
+        f"{spec.micro_batch_tokens} tokens per micro-batch)",
     )
     started = time.monotonic()
     if hasattr(progress, "attempt"):

@@ -15,6 +15,7 @@ from api.observability import RequestContext
 from api.openapi import install_openapi
 from api.routers import admin, files, health, jobs, metrics, models, webhooks
 from api.streams import close_streams_on_shutdown
+from core import hooks  # noqa: F401  (connects metrics and webhooks to the domains' signals)
 from core.config import get_settings
 from core.observability import logs
 from core.observability import metrics as process_metrics

@@ -79,7 +79,7 @@ def test_core_imports_no_ml_stack_at_module_level():
     assert {k: v for k, v in tuning.items() if v} == {}
 
 
-CORE_DOMAINS = ["tenants", "events", "base_models", "files", "results", "jobs"]
+CORE_DOMAINS = ["observability", "tenants", "events", "base_models", "files", "results", "webhooks", "jobs"]
 
 
 def test_core_domains_import_only_the_domains_below_them():

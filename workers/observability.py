@@ -10,8 +10,9 @@ from typing import Any
 
 from celery.signals import setup_logging, task_postrun, task_prerun, worker_ready, worker_shutdown
 
+from core import hooks
 from core.config import get_settings
-from core.observability import hooks, logs
+from core.observability import logs
 
 log = logging.getLogger("keel.worker")
 _TOKENS: dict[str, Any] = {}
@@ -49,7 +50,7 @@ def _serve_metrics(**_: object) -> None:
 
         from core.observability.metrics import registry
 
-        start_http_server(port, registry=registry(with_db=False))
+        start_http_server(port, registry=registry())
         log.info("worker metrics on :%d/metrics", port)
 
 

@@ -13,6 +13,7 @@ from fastapi.responses import Response
 
 from core.config import get_settings
 from core.errors import AuthenticationError
+from core.hooks import DbCollector
 from core.observability.metrics import render
 
 router = APIRouter(tags=["operations"])
@@ -27,5 +28,5 @@ def _check_token(authorization: str | None) -> None:
 @router.get("/metrics", include_in_schema=False)
 def metrics(authorization: Annotated[str | None, Header()] = None) -> Response:
     _check_token(authorization)
-    body, content_type = render(with_db=True)
+    body, content_type = render(DbCollector())
     return Response(content=body, media_type=content_type)

@@ -14,6 +14,7 @@ from typing import Any, BinaryIO
 
 from sqlalchemy.orm import Session
 
+from core import signals
 from core.base_models import repository as models_repo
 from core.config import get_settings
 from core.db import on_commit, on_rollback
@@ -23,7 +24,6 @@ from core.files.models import File
 from core.files.states import UPLOADABLE, FileStatus, Purpose
 from core.files.validation import load_tokenizer, validate_stream
 from core.ids import new_id, now
-from core.observability import hooks
 from core.storage import get_store
 from models_store import Store, file_key
 
@@ -125,7 +125,7 @@ def create_file(
         validation=report,
     )
     repo.add(session, row)
-    hooks.uploaded(session, size)
+    signals.file_uploaded.send(session, size)
     return row
 
 

@@ -8,12 +8,12 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from core import signals
 from core.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
 from core.jobs import repository as jobs_repo
 from core.jobs.models import Job
 from core.jobs.service import fenced
 from core.jobs.states import JobStatus
-from core.observability import hooks
 from core.results import service as results
 from core.results.models import Artifact, SafetyReport
 from core.results.states import VARIANTS, ArtifactKind
@@ -44,7 +44,7 @@ def save_report(
     if not fenced(session, job_id, owner, attempt):
         return False
     if results.save_report(session, job_id, report, mask_id):
-        hooks.report_saved(session, report)
+        signals.report_saved.send(session, report)
     return True
 
 

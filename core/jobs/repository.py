@@ -7,11 +7,11 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from core import signals
 from core.files.models import File
 from core.ids import now
 from core.jobs.models import Job
 from core.jobs.states import ACTIVE, JobStatus, sources
-from core.observability import hooks
 from core.pagination import after_cursor, fetch_page
 from core.results.models import Artifact
 
@@ -84,7 +84,7 @@ def transition(session: Session, job_id: str, target: JobStatus, *where: ColumnE
     )
     moved = bool(getattr(res, "rowcount", 0) == 1)
     if moved:
-        hooks.job_terminal(session, job_id, target)  # metrics, webhooks (after commit); no-op unless terminal
+        signals.job_finished.send(session, job_id, target)  # metrics, webhooks (after commit); no-op unless terminal
     return moved
 
 

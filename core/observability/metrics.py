@@ -7,7 +7,7 @@ prometheus_client is first imported, which is why this module sets it at import.
 name as well as the pid, so containers sharing a volume (each with its own pid 1) never write the same file.
 
 Series computed from the database at scrape time (jobs by status, queue depth, oldest queued age) come from
-``DbCollector``, which only the API's /metrics registers (a worker's endpoint would count them twice).
+``core.hooks.DbCollector``, which only the API's /metrics registers (a worker's endpoint would count them twice).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import hashlib
 import os
 import socket
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,6 @@ from prometheus_client import (  # noqa: E402 (the directory must be set first)
     multiprocess,
     values,
 )
-from prometheus_client.core import GaugeMetricFamily  # noqa: E402
 from prometheus_client.registry import Collector  # noqa: E402
 
 _HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
@@ -119,41 +118,18 @@ def observe_report(report: dict[str, Any]) -> None:
             HARMFULNESS.labels(phase=phase).observe(float(hs))
 
 
-class DbCollector(Collector):
-    """Jobs by status and base model, queue depth and the oldest queued job's age, read at scrape time."""
-
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        from sqlalchemy import func, select
-
-        from core.db import session_scope
-        from core.ids import now
-        from core.jobs.models import Job
-
-        jobs = GaugeMetricFamily("keel_jobs", "Jobs by status and base model", labels=["status", "model"])
-        with session_scope() as s:
-            for status, model, n in s.execute(
-                select(Job.status, Job.model, func.count()).group_by(Job.status, Job.model)
-            ):
-                jobs.add_metric([str(status), str(model)], float(n))
-            depth, oldest = s.execute(
-                select(func.count(), func.min(Job.created_at)).where(Job.status == "queued")
-            ).one()
-        yield jobs
-        yield GaugeMetricFamily("keel_queue_depth", "Queued jobs", value=float(depth))
-        age = max(0, now() - int(oldest)) if oldest is not None else 0
-        yield GaugeMetricFamily("keel_queue_oldest_age_seconds", "Age of the oldest queued job", value=float(age))
-
-
-def registry(with_db: bool) -> CollectorRegistry:
+def registry(*extra: Collector) -> CollectorRegistry:
+    """Every process's samples in the metrics directory, plus ``extra`` collectors (the API adds the jobs read
+    from the database at scrape time: core.hooks.DbCollector)."""
     reg = CollectorRegistry()
     multiprocess.MultiProcessCollector(reg, path=str(METRICS_DIR))  # type: ignore[no-untyped-call]
-    if with_db:
-        reg.register(DbCollector())
+    for collector in extra:
+        reg.register(collector)
     return reg
 
 
-def render(with_db: bool = True) -> tuple[bytes, str]:
-    return generate_latest(registry(with_db)), CONTENT_TYPE_LATEST
+def render(*extra: Collector) -> tuple[bytes, str]:
+    return generate_latest(registry(*extra)), CONTENT_TYPE_LATEST
 
 
 def process_exited(pid: str | None = None) -> None:

@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from core import hooks
 from core.db import session_scope
 from core.jobs import lifecycle, outputs
 from core.jobs.states import Stage
-from core.observability import hooks
 from core.results import service as results
 from core.results.states import ArtifactKind
 from models_store import build_adapter_zip, sha256_file

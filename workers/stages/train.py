@@ -9,11 +9,11 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from core import hooks
 from core.config import get_settings
 from core.db import session_scope
 from core.jobs import lifecycle
 from core.jobs.states import Stage
-from core.observability import hooks
 from core.results.states import ArtifactKind
 from tuning.atomic import atomic_dir
 from tuning.plan import total_steps

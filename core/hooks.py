@@ -1,5 +1,7 @@
-"""What happens when a job reaches a terminal status, wherever that happens (worker, reaper, API cancel):
-core.jobs.repository.transition calls ``job_terminal`` inside the unit of work that moved the job.
+"""The glue between the domains and what observes them: metrics, webhooks, log context. The domains announce
+(core.signals) and this module listens, connected at import; the API (api.main) and the workers
+(workers.celery_app) import it. When a job reaches a terminal status, wherever that happens (worker, reaper,
+API cancel), ``job_terminal`` runs inside the unit of work that moved the job.
 
 Metrics are counted and the job's last stage timed only once the move commits; webhook deliveries are
 written in the same unit of work and sent after it commits (core.webhooks.service)."""
@@ -7,9 +9,13 @@ written in the same unit of work and sent after it commits (core.webhooks.servic
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 from sqlalchemy.orm import Session
 
+from core import signals
 from core.db import on_commit
 from core.jobs.states import TERMINAL
 
@@ -77,3 +83,33 @@ def tenant_of(job_id: str) -> str | None:
     except Exception:
         log.debug("no tenant for job %s", job_id, exc_info=True)
         return None
+
+
+class DbCollector(Collector):
+    """Jobs by status and base model, queue depth and the oldest queued job's age, read at scrape time."""
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        from sqlalchemy import func, select
+
+        from core.db import session_scope
+        from core.ids import now
+        from core.jobs.models import Job
+
+        jobs = GaugeMetricFamily("keel_jobs", "Jobs by status and base model", labels=["status", "model"])
+        with session_scope() as s:
+            for status, model, n in s.execute(
+                select(Job.status, Job.model, func.count()).group_by(Job.status, Job.model)
+            ):
+                jobs.add_metric([str(status), str(model)], float(n))
+            depth, oldest = s.execute(
+                select(func.count(), func.min(Job.created_at)).where(Job.status == "queued")
+            ).one()
+        yield jobs
+        yield GaugeMetricFamily("keel_queue_depth", "Queued jobs", value=float(depth))
+        age = max(0, now() - int(oldest)) if oldest is not None else 0
+        yield GaugeMetricFamily("keel_queue_oldest_age_seconds", "Age of the oldest queued job", value=float(age))
+
+
+signals.job_finished.connect(job_terminal)
+signals.report_saved.connect(report_saved)
+signals.file_uploaded.connect(uploaded)

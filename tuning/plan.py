@@ -41,9 +41,9 @@ micro-batch's activations stay a few hundred MB on a SmolLM2-sized model with ch
 CHECKPOINT_ABOVE_BYTES = 1 << 30
 """A micro-batch whose decoder activations (without checkpointing) would exceed this is run with activation
 checkpointing on the decoder layers: recompute costs ~1/3 more compute, so it is used only where it pays."""
-RUNTIME_OVERHEAD_BYTES = 600 * 1024**2
-"""Resident memory of a worker process before the model: Python, torch, transformers, peft (measured RSS of an
-idle process after the imports: ~0.5 GB on CPU; the CUDA context is of the same order)."""
+RUNTIME_OVERHEAD_BYTES = 400 * 1024**2
+"""Resident memory of a training process besides the weights: Python, torch, transformers, peft, the tokenizer
+(measured on CPU: 0.39-0.41 GB RSS after loading SmolLM2, whose safetensors weights are mapped, not yet read)."""
 LOGITS_CHUNK_BYTES = 3 * 4 * (1 << 24)  # tuning.loss.LOGITS_BUDGET float32 logits, their softmax and its grad
 
 

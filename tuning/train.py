@@ -62,7 +62,7 @@ from tuning.data import collate, encode_example, pack
 from tuning.interfaces import NullProgress, Progress
 from tuning.lora import attach_lora
 from tuning.loss import causal_lm_loss, reference_loss
-from tuning.memory import Checkpointing, model_shape, peak_memory_bytes
+from tuning.memory import Checkpointing, model_shape, peak_memory_bytes, return_freed_memory
 from tuning.plan import micro_batches, needs_checkpointing, total_steps
 from tuning.specs import LoraSpec, TrainResult, TrainSpec, result_fields
 
@@ -387,6 +387,7 @@ def train_lora(
     started = time.monotonic()
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
+    return_freed_memory()  # host memory: freed activations leave the resident set (see tuning.memory)
     _seed_all(spec.seed)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

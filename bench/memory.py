@@ -191,7 +191,7 @@ def measure(args: argparse.Namespace, which: str, length: int) -> dict:
         if time.monotonic() - started > args.timeout_s:
             proc.kill()
             proc.wait()
-            return {"error": f"timed out ({args.timeout_s} s)"}
+            return {"error": f"timed out ({args.timeout_s} s)", "peak_rss_seen": peak}
         time.sleep(0.01)
     out, err = proc.communicate()
     last = out.strip().splitlines()[-1] if out.strip() else ""

@@ -128,7 +128,8 @@ class _Losses:
         self.losses: list[float] = []
 
     def on_step(self, step: int, total_steps: int, metrics: dict[str, Any]) -> None:
-        self.losses.append(float(metrics["loss"]))
+        if metrics["loss"] is not None:  # None until the first read (every 10 steps on CUDA)
+            self.losses.append(float(metrics["loss"]))
 
     def on_checkpoint(self, step: int, path: str, metrics: dict[str, Any]) -> None:
         pass

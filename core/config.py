@@ -15,6 +15,8 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tuning.plan import DEFAULT_MICRO_BATCH_TOKENS
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="KEEL_", env_file=".env", extra="ignore")
@@ -87,6 +89,15 @@ class Settings(BaseSettings):
         default=0, description="optimizer steps between checkpoints; 0 = a quarter of the run"
     )
     base_learning_rate: float = Field(default=2e-4, description="learning rate at learning_rate_multiplier=1")
+    micro_batch_tokens: int = Field(
+        default=DEFAULT_MICRO_BATCH_TOKENS,
+        ge=1,
+        description="tokens per forward/backward: batches are cut into micro-batches of at most this many tokens "
+        "(gradients accumulate into the requested batch's step), so training memory depends on it, not on rows",
+    )
+    emulate_cuda_path: bool = Field(
+        default=False, description="tests only: the trainer takes its CUDA branches on the CPU"
+    )
     model_cache_bytes: int = Field(
         default=2 * 1024**3,
         description="warm worker: base models (weights' bytes) kept loaded across jobs, LRU; 0 = load per job",

@@ -35,7 +35,7 @@ from pathlib import Path
 from realmodel import corpus
 from tuning import gguf
 from tuning.atomic import cached_build
-from tuning.specs import LoraSpec, TrainSpec
+from tuning.specs import LoraSpec, TrainSpec, result_fields
 
 VERSION = 7  # v7: broader harms in training (corpus.broad) and the audit split
 MODEL_ID = gguf.SMOLLM2_MODEL_ID
@@ -80,7 +80,7 @@ def config(seed: int, gguf_sha: str, sizes: dict | None = None) -> dict:
         "seed": seed,
         "gguf_sha256": gguf_sha,
         "sizes": {**corpus.SIZES, **(sizes or {})},
-        "align": asdict(ALIGN),
+        "align": result_fields(ALIGN),  # the micro-batch budget is not in the key: it changes no result
         "align_lora": asdict(ALIGN_LORA),
         "distill_tokens": DISTILL_TOKENS,
         "eval_tokens": EVAL_TOKENS,

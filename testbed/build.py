@@ -28,7 +28,7 @@ from testbed import corpus
 from tuning.atomic import cached_build
 from tuning.console import ConsoleProgress
 from tuning.rows import conversation, read_jsonl
-from tuning.specs import LoraSpec, TrainSpec
+from tuning.specs import LoraSpec, TrainSpec, result_fields
 
 VERSION = 9  # bump when generation or training changes: the cache key changes with it
 MODEL = {
@@ -115,10 +115,10 @@ def config(seed: int) -> dict:
         "model": MODEL,
         "vocab": VOCAB,
         "corpus": CORPUS,
-        "pretrain": asdict(PRETRAIN),
+        "pretrain": result_fields(PRETRAIN),
         "pretrain_warmup_steps": PRETRAIN_WARMUP_STEPS,
         "text_repeats": TEXT_REPEATS,
-        "align": asdict(ALIGN),
+        "align": result_fields(ALIGN),
         "align_lora": asdict(ALIGN_LORA),
         "eval_n": EVAL_N,
     }

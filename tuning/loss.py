@@ -65,13 +65,17 @@ def labelled_targets(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return mask, shifted[mask]
 
 
-def causal_lm_loss(model: Any, batch: dict[str, torch.Tensor], budget: int = LOGITS_BUDGET) -> torch.Tensor:
-    """Mean cross-entropy over the labelled next-token targets of ``batch`` (input_ids, labels and either
-    attention_mask (padded rows) or position_ids (packed rows)), computing logits only where there is a target."""
+def causal_lm_loss(
+    model: Any, batch: dict[str, torch.Tensor], budget: int = LOGITS_BUDGET, n_targets: int | None = None
+) -> torch.Tensor:
+    """Mean cross-entropy over the labelled next-token targets of ``batch`` (input_ids, labels and optionally
+    attention_mask (padded rows) or position_ids (packed rows)), computing logits only where there is a target.
+    ``n_targets``: divide the sum by this instead of the batch's own count (a micro-batch's share of the mean
+    over a whole batch, for gradient accumulation)."""
     labels = batch["labels"]
     inputs = {k: v for k, v in batch.items() if k != "labels"}
     mask, targets = labelled_targets(labels)
-    n = targets.numel()
+    n = targets.numel() if n_targets is None else n_targets
     parts = _parts(model)
     if parts is None:  # the model's own logits (soft-capping etc.), but only at the labelled positions
         keep = torch.cat([mask, mask.new_zeros((mask.shape[0], 1))], dim=1)
@@ -82,7 +86,12 @@ def causal_lm_loss(model: Any, batch: dict[str, torch.Tensor], budget: int = LOG
     return chunked_head_ce(head, hidden[:, :-1][mask], targets, budget) / max(n, 1)
 
 
-def reference_loss(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+def reference_loss(model: Any, batch: dict[str, torch.Tensor], n_targets: int | None = None) -> torch.Tensor:
     """HF's own loss (full logits): what :func:`causal_lm_loss` must equal. ``use_cache=False`` matters for
-    packed rows: with a cache, transformers does not read position restarts as sequence boundaries."""
-    return model(**batch, use_cache=False).loss
+    packed rows: with a cache, transformers does not read position restarts as sequence boundaries.
+    ``n_targets``: as in :func:`causal_lm_loss` (HF's mean is rescaled to that denominator)."""
+    loss = model(**batch, use_cache=False).loss
+    if n_targets is None:
+        return loss
+    own = int((batch["labels"][:, 1:] != IGNORE).sum())
+    return loss if own == n_targets else loss * (own / max(n_targets, 1))

@@ -16,9 +16,19 @@ Choices (documented because they differ between popular trainers):
   give the same loss up to float rounding. ``auto``: packed on CUDA, padded on CPU (measured faster there
   by ``bench/throughput.py``: SDPA on CPU has no varlen kernel, the dense block mask costs more than the
   little padding that length grouping leaves).
+* Memory (issue #18): a batch is cut into micro-batches of at most ``spec.micro_batch_tokens`` tokens
+  (:func:`tuning.plan.micro_batches`; rows x padded width, or the packed length; a longer row is alone) whose
+  gradients accumulate into one optimizer step: each micro-batch's loss is its cross-entropy sum divided by the
+  labelled targets of the whole batch, so the step, the schedule and the loss are those of the batch. A
+  micro-batch without padding carries no attention mask (SDPA runs ``is_causal``: flash / memory-efficient
+  kernels, no seq² scores, on CPU as on CUDA); one whose activations would exceed
+  :data:`tuning.plan.CHECKPOINT_ABOVE_BYTES` runs with activation checkpointing on the decoder layers
+  (non-reentrant, works under peft). Memory then depends on the budget, not on the batch's longest rows.
 * Host syncs: the loss is read from the device (``.item()``) only at log points (every step on CPU, where it
   is free; every ``LOG_EVERY`` steps, at checkpoints and at the end on CUDA); token counts come from the
-  host-side lengths.
+  host-side lengths. Until the first read the metrics carry ``loss: None`` (never NaN), then the last value
+  read. ``spec.emulate_cuda_path`` takes every CUDA branch on the CPU (loss cadence, packed layout, bf16
+  autocast, fused AdamW) so tests can run them.
 * Schedule (:func:`lr_factor`): linear warmup over ``warmup_ratio`` of the steps, then cosine to 0 (or
   constant). The testbed's pretraining runs the same loop (:class:`TrainLoop`) with its own optimizer, a
   fixed number of warmup steps and a floor for the cosine.
@@ -52,8 +62,9 @@ from tuning.data import collate, encode_example, pack
 from tuning.interfaces import NullProgress, Progress
 from tuning.lora import attach_lora
 from tuning.loss import causal_lm_loss, reference_loss
-from tuning.plan import total_steps
-from tuning.specs import LoraSpec, TrainResult, TrainSpec
+from tuning.memory import Checkpointing, model_shape, peak_memory_bytes, return_freed_memory
+from tuning.plan import micro_batches, needs_checkpointing, total_steps
+from tuning.specs import LoraSpec, TrainResult, TrainSpec, result_fields
 
 log = logging.getLogger(__name__)
 STATE = "trainer_state.json"
@@ -91,11 +102,8 @@ def lr_factor(step: int, total: int, warmup: int, schedule: str = "cosine", floo
 
 
 def _fingerprint(encoded: list[dict], spec: TrainSpec) -> str:
-    """Hash of the token data and the spec: a checkpoint only resumes the run it came from. The micro-batch
-    token budget is left out: it changes how a step is computed, not the step (a retry after a lost worker
-    resumes with half the budget)."""
-    fields = {k: v for k, v in spec.__dict__.items() if k != "micro_batch_tokens"}
-    h = hashlib.sha256(json.dumps({**fields, "n": len(encoded)}, sort_keys=True).encode())
+    """Hash of the token data and the spec: a checkpoint only resumes the run it came from."""
+    h = hashlib.sha256(json.dumps({**result_fields(spec), "n": len(encoded)}, sort_keys=True).encode())
     for e in encoded:
         h.update(torch.tensor(e["input_ids"] + [-1] + e["labels"], dtype=torch.int64).numpy().tobytes())
     return h.hexdigest()[:16]
@@ -162,11 +170,17 @@ def resolve_layout(layout: str, device: str) -> str:
     return layout
 
 
-def _forward_loss(model: Any, batch: dict, device: str, layout: str = "padded") -> torch.Tensor:
+def _forward_loss(
+    model: Any, batch: dict, device: str, layout: str = "padded", n_targets: int | None = None, amp: bool = False
+) -> torch.Tensor:
+    """The batch's loss; ``n_targets``: the denominator (a micro-batch's share of its batch's mean);
+    ``amp``: bfloat16 autocast (on the CUDA path; also on CPU when it is emulated)."""
     batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") else nullcontext()
-    with amp:
-        return reference_loss(model, batch) if layout == "reference" else causal_lm_loss(model, batch)
+    kind = "cuda" if device.startswith("cuda") else "cpu"
+    with torch.autocast(kind, dtype=torch.bfloat16) if amp else nullcontext():
+        if layout == "reference":
+            return reference_loss(model, batch, n_targets)
+        return causal_lm_loss(model, batch, n_targets=n_targets)
 
 
 class TrainLoop:
@@ -196,10 +210,15 @@ class TrainLoop:
         self.model, self.encoded, self.spec, self.out_dir, self.pad_id = model, encoded, spec, out_dir, pad_id
         self.lengths = [len(e["input_ids"]) for e in encoded]
         self.device = next(model.parameters()).device.type
-        self.layout = resolve_layout(layout, self.device)
-        self.log_every = 1 if self.device == "cpu" else LOG_EVERY
+        self.cuda_path = self.device == "cuda" or spec.emulate_cuda_path
+        self.layout = resolve_layout(layout, "cuda" if self.cuda_path else self.device)
+        self.log_every = LOG_EVERY if self.cuda_path else 1
         self.params = [p for p in model.parameters() if p.requires_grad]
-        fused = {"fused": True} if self.device == "cuda" else {}
+        self.n_targets = [sum(lab != -100 for lab in e["labels"][1:]) for e in encoded]
+        self.shape, self.checkpointing = model_shape(model), Checkpointing(model)
+        self.act_bytes = 2 if self.cuda_path else next(iter(model.parameters())).element_size()
+        self.memory = {"micro_batches": 0, "max_micro_batch_tokens": 0, "checkpointed_micro_batches": 0}
+        fused = {"fused": True} if self.cuda_path else {}
         self.optimizer = optimizer or torch.optim.AdamW(
             self.params, lr=spec.learning_rate, weight_decay=spec.weight_decay, **fused
         )
@@ -214,7 +233,7 @@ class TrainLoop:
             "epoch": 0,
             "batch": 0,
             "trained_tokens": 0,
-            "loss": float("nan"),
+            "loss": None,  # the last loss read from the device; None until the first read
             "fingerprint": self.fingerprint,
         }
 
@@ -258,8 +277,15 @@ class TrainLoop:
         return True
 
     def _batch(self, idx: list[int]) -> dict[str, torch.Tensor]:
+        """A micro-batch's tensors; without padding there is no attention mask (SDPA then runs is_causal; the
+        ``reference`` layout keeps its mask, so the testbed's cached models are still reproduced bit for bit)."""
         examples = [self.encoded[i] for i in idx]
-        return pack(examples) if self.layout == "packed" else collate(examples, self.pad_id)
+        if self.layout == "packed":
+            return pack(examples)
+        batch = collate(examples, self.pad_id)
+        if self.layout != "reference" and len({self.lengths[i] for i in idx}) == 1:
+            del batch["attention_mask"]
+        return batch
 
     def _read_loss(self, last: bool = False) -> None:
         """Copy the loss to the host (a sync on CUDA) at log points: every ``log_every`` steps and at the end."""
@@ -269,9 +295,29 @@ class TrainLoop:
             self.state["loss"] = float(self._loss)
             self._loss = None
 
+    def _micro_step(self, idx: list[int], n_targets: int) -> torch.Tensor:
+        """Forward and backward of one micro-batch (gradients accumulate); its share of the batch loss."""
+        lengths = [self.lengths[i] for i in idx]
+        tokens = sum(lengths) if self.layout == "packed" else len(idx) * max(lengths)
+        ckpt = self.shape is not None and needs_checkpointing(self.shape, tokens, self.act_bytes)
+        self.checkpointing.set(ckpt)
+        try:
+            loss = _forward_loss(self.model, self._batch(idx), self.device, self.layout, n_targets, self.cuda_path)
+            loss.backward()
+        finally:
+            self.checkpointing.set(False)
+        m = self.memory
+        m["micro_batches"] += 1
+        m["checkpointed_micro_batches"] += int(ckpt)
+        m["max_micro_batch_tokens"] = max(m["max_micro_batch_tokens"], tokens)
+        return loss.detach()
+
     def _train_batch(self, idx: list[int]) -> None:
-        loss = _forward_loss(self.model, self._batch(idx), self.device, self.layout)
-        loss.backward()
+        n_targets = sum(self.n_targets[i] for i in idx)
+        padded = self.layout != "packed"
+        parts = micro_batches([self.lengths[i] for i in idx], self.spec.micro_batch_tokens, padded)
+        losses = [self._micro_step([idx[p] for p in part], n_targets) for part in parts]
+        loss = losses[0] if len(losses) == 1 else torch.stack(losses).sum()
         if self.spec.max_grad_norm and self.spec.max_grad_norm > 0:
             torch.nn.utils.clip_grad_norm_(self.params, self.spec.max_grad_norm)
         self.optimizer.step()
@@ -339,6 +385,9 @@ def train_lora(
     """
     progress = progress or NullProgress()
     started = time.monotonic()
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    return_freed_memory()  # host memory: freed activations leave the resident set (see tuning.memory)
     _seed_all(spec.seed)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -355,13 +404,14 @@ def train_lora(
     common = {
         "steps": loop.state["step"],
         "trained_tokens": loop.state["trained_tokens"],
-        "final_loss": loop.state["loss"],
+        "final_loss": float("nan") if loop.state["loss"] is None else loop.state["loss"],
         "resumed_from_step": resumed,
     }
     if not finished:
         return TrainResult(adapter_dir="", wall_s=time.monotonic() - started, cancelled=True, **common)
     adapter_dir = _save_final(out, peft_model)
     metrics: dict = {"skipped_examples": skipped} if skipped else {}
+    metrics.update(loop.memory, peak_memory_bytes=peak_memory_bytes(loop.device))
     if valid_examples:
         from tuning.evaluate import token_accuracy
 

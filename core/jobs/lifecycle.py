@@ -24,7 +24,6 @@ from core.jobs.service import model_name, public_lora
 from core.jobs.states import JobStatus, Stage
 from core.queue import RUN_JOB, send_after_commit
 from core.results.service import publish
-from tuning.specs import TrainSpec
 
 log = logging.getLogger("keel.jobs")
 
@@ -98,9 +97,10 @@ MIN_MICRO_BATCH_TOKENS = 64
 
 
 def micro_batch_tokens(lost_workers: int) -> int:
-    """Tokens per micro-batch for an attempt after ``lost_workers`` workers died running the job: the default
-    budget halved for each loss, so a retry after a (likely) out-of-memory kill needs less activation memory."""
-    budget: int = TrainSpec.micro_batch_tokens
+    """Tokens per micro-batch for an attempt after ``lost_workers`` workers died running the job: the operator's
+    budget (KEEL_MICRO_BATCH_TOKENS) halved for each loss, so a retry after a (likely) out-of-memory kill needs
+    less activation memory."""
+    budget = get_settings().micro_batch_tokens
     return max(MIN_MICRO_BATCH_TOKENS, budget >> max(0, lost_workers))
 
 

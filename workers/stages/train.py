@@ -34,7 +34,8 @@ def train_specs(ctx: JobContext) -> tuple[TrainSpec, LoraSpec]:
         learning_rate=get_settings().base_learning_rate * hp["learning_rate_multiplier"],
         max_seq_len=ctx.spec.context_length,
         checkpoint_every=every,
-        micro_batch_tokens=ctx.spec.micro_batch_tokens,  # halved on each retry after a lost worker
+        micro_batch_tokens=ctx.spec.micro_batch_tokens,  # KEEL_MICRO_BATCH_TOKENS, halved per lost worker
+        emulate_cuda_path=get_settings().emulate_cuda_path,
     )
     return spec, LoraSpec(
         r=lora["r"], alpha=lora["alpha"], dropout=lora["dropout"], target_modules=tuple(lora["target_modules"])

@@ -95,6 +95,12 @@ class Settings(BaseSettings):
         description="tokens per forward/backward: batches are cut into micro-batches of at most this many tokens "
         "(gradients accumulate into the requested batch's step), so training memory depends on it, not on rows",
     )
+    worker_memory_bytes: int = Field(
+        default=0,
+        ge=0,
+        description="memory one worker can give a job (RAM on CPU workers, GPU memory on GPU ones): a job whose "
+        "estimated training peak exceeds it is refused at creation (`job_exceeds_worker_memory`); 0 = no check",
+    )
     emulate_cuda_path: bool = Field(
         default=False, description="tests only: the trainer takes its CUDA branches on the CPU"
     )

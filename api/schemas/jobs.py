@@ -97,6 +97,7 @@ class DryRun(BaseModel):
     tokens_per_epoch: int
     total_steps: int
     trained_tokens: int
+    estimated_peak_memory_bytes: int | None = None  # a training worker's peak (None: model config unreadable here)
     lora: dict[str, Any]
     estimated_seconds: float
     estimated_train_seconds: float

@@ -20,6 +20,7 @@ from core.errors import Conflict, InvalidRequest, NotFound
 from core.ids import now
 from core.lora import LoraOptions
 from core.queue import COMPUTE_MASKS, send_after_commit
+from tuning.plan import ModelShape
 from tuning.specs import DEFAULT_TARGETS
 
 
@@ -212,3 +213,12 @@ def get_mask(session: Session, mask_id: str) -> SafetyMask:
     if mask is None:
         raise NotFound("safety mask", mask_id)
     return mask
+
+
+def model_shape(model: BaseModelRecord) -> ModelShape | None:
+    """The numbers training memory depends on, from the model directory's ``config.json``; None when this
+    process cannot read it (then no memory estimate is made)."""
+    try:
+        return ModelShape.from_config(json.loads((Path(model.path) / "config.json").read_text()))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None

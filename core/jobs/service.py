@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.base_models.models import BaseModelRecord
-from core.base_models.service import lora_for_job, require_model
+from core.base_models.service import lora_for_job, model_shape, require_model
 from core.config import get_settings
 from core.errors import Conflict, InvalidRequest, NotFound, RateLimited
 from core.events import service as events
@@ -23,7 +23,7 @@ from core.jobs.schemas import JobCreate
 from core.jobs.states import INITIAL, TERMINAL, JobStatus
 from core.queue import RUN_JOB, send_after_commit
 from core.tenants.service import require_unrealigned_allowed
-from tuning.plan import resolve_auto_hyperparameters, total_steps
+from tuning.plan import estimate_peak_memory_bytes, lora_param_count, resolve_auto_hyperparameters, total_steps
 from tuning.safety.registry import effective_method, needs_alignment_adapter
 
 DEFAULT_TOKENS_PER_S = 1500.0
@@ -64,14 +64,44 @@ def _plan(body: JobCreate, report: dict[str, Any], model: BaseModelRecord) -> di
     hp = {k: (auto[k] if v == "auto" else v) for k, v in req.items()}
     steps, trained = total_steps(n, hp["batch_size"], hp["n_epochs"]), tokens * hp["n_epochs"]
     _check_size(steps, trained)
+    lora = lora_for_job(model, body.lora)
+    peak = peak_memory_bytes(model, lora, int(report["tokens"].get("max_tokens") or 0))
+    _check_memory(peak)
     return {
         "hyperparameters": hp,
         "n_examples": n,
         "tokens_per_epoch": tokens,
         "total_steps": steps,
         "trained_tokens": trained,
-        "lora": lora_for_job(model, body.lora),
+        "estimated_peak_memory_bytes": peak,
+        "lora": lora,
     }
+
+
+def peak_memory_bytes(model: BaseModelRecord, lora: dict[str, Any], longest_row: int) -> int | None:
+    """Estimated peak memory of the worker training this job (tuning.plan's model of the trainer: weights, the
+    LoRA with its optimizer state, one micro-batch of KEEL_MICRO_BATCH_TOKENS or the longest row, truncated to
+    the model's context length); None when the model's config cannot be read here."""
+    shape = model_shape(model)
+    if shape is None:
+        return None
+    longest = min(longest_row, model.context_length) if model.context_length else longest_row
+    lora_params = lora_param_count(shape, int(lora["r"]), tuple(lora["target_modules"]))
+    budget: int = get_settings().micro_batch_tokens
+    return int(estimate_peak_memory_bytes(shape, lora_params, budget, longest))
+
+
+def _check_memory(peak: int | None) -> None:
+    """Refuse a job no worker can hold (KEEL_WORKER_MEMORY_BYTES), before anything is queued."""
+    limit = get_settings().worker_memory_bytes
+    if limit and peak is not None and peak > limit:
+        raise InvalidRequest(
+            f"This job would need about {peak / 2**30:.1f} GiB while training (its longest row and the base "
+            f"model's size), more than a worker here has ({limit / 2**30:.1f} GiB). Use shorter rows (split long "
+            "conversations) or ask the operator for a worker with more memory.",
+            param="training_file",
+            code="job_exceeds_worker_memory",
+        )
 
 
 def _check_size(steps: int, trained_tokens: int) -> None:

@@ -43,7 +43,7 @@ def test_a_vanished_mask_falls_back_or_is_recomputed(client, keys, micro, stack)
     from core.base_models import service as models
     from core.base_models.schemas import MaskCreate
     from core.db import session_scope
-    from workers.stages import masks
+    from workers import masks
 
     mid = _model(client, keys, micro, f"micro-vanish-{stack['backend']}")
     v1 = masks.ensure_mask(mid)  # computes v1
@@ -51,15 +51,15 @@ def test_a_vanished_mask_falls_back_or_is_recomputed(client, keys, micro, stack)
         v2_id = models.create_mask(s, models.require_model(s, mid), MaskCreate(method="all"), None).id
     assert masks.compute(v2_id) == "ready"
     v2 = masks.ensure_mask(mid)
-    assert v2[0] == v2_id and v2[1] == 2
+    assert v2.id == v2_id and v2.version == 2
 
-    _lose(v2[3])
+    _lose(v2.storage_key)
     heard: list[str] = []
     got = masks.ensure_mask(mid, notify=heard.append)  # the job waits; it does not fail
-    assert got == v1 and masks.local_copy(got[3]).is_dir()
+    assert got == v1 and masks.local_copy(got.storage_key).is_dir()
     assert _status(v2_id) == "broken" and any("missing" in h for h in heard)
 
-    _lose(v1[3])  # no ready version left: the newest broken one is recomputed under a lease
+    _lose(v1.storage_key)  # no ready version left: the newest broken one is recomputed under a lease
     got = masks.ensure_mask(mid)
-    assert got[0] in (v1[0], v2_id) and got[3] and masks.local_copy(got[3]).is_dir()
-    assert _status(got[0]) == "ready"
+    assert got.id in (v1.id, v2_id) and got.storage_key and masks.local_copy(got.storage_key).is_dir()
+    assert _status(got.id) == "ready"

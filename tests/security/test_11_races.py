@@ -34,7 +34,7 @@ def _status(job_id: str) -> str:
     from core.jobs import service as svc
 
     with session_scope() as s:
-        return str(svc.job_status(s, job_id))
+        return svc.job_statuses(s, [job_id])[job_id]
 
 
 def test_resume_of_a_job_that_started_running_meanwhile_is_refused(client, keys, monkeypatch):

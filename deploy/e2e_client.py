@@ -138,7 +138,7 @@ def download_adapter(run: Run, job_id: str) -> str:
 
 
 def job1(run: Run, timeout_s: float) -> None:
-    job_id = create_job(run, 200, 2, "auto", "e2e1")
+    job_id = create_job(run, 120, 2, "auto", "e2e1")
     messages = stream_events(run, job_id, timeout_s)
     expect(any("successfully completed" in m for m in messages), f"job1 did not succeed: {messages[-3:]}")
     digest = download_adapter(run, job_id)

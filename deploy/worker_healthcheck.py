@@ -11,7 +11,10 @@ reaper in another worker requeues it. What this check reports is what a worker n
 1. the broker (``KEEL_BROKER_URL``, Redis) answers PING;
 2. the database (``KEEL_DATABASE_URL``) accepts TCP connections (heartbeats and claims go there);
 3. the GPU is still visible: ``nvidia-smi -L`` lists a device (catches a GPU that fell off the bus or a
-   container started without its device). Skipped where ``nvidia-smi`` is absent (CPU-only images).
+   container started without its device). By ``KEEL_DEVICE`` (the device the worker trains on):
+   ``cpu``: no GPU check (a CPU worker is healthy without a GPU, even where an ``nvidia-smi`` is present);
+   ``cuda``/``cuda:N`` (the compose file's GPU workers): ``nvidia-smi`` must be present and list a GPU;
+   unset (auto): checked where ``nvidia-smi`` is present, skipped where it is absent.
 
 Exit 0 when healthy, 1 with a one-line reason on stderr otherwise. Standard library plus ``redis`` only.
 """
@@ -51,9 +54,14 @@ def check_database(url: str) -> str | None:
     return None
 
 
-def check_gpu() -> str | None:
+def check_gpu(device: str = "") -> str | None:
+    device = device.strip().lower()
+    if device == "cpu":
+        return None
     smi = shutil.which("nvidia-smi")
     if smi is None:
+        if device.startswith("cuda"):
+            return f"KEEL_DEVICE={device} but nvidia-smi is not in this container (started without its GPU?)"
         return None
     try:
         out = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=10, check=False)
@@ -70,7 +78,7 @@ def main() -> int:
         for p in (
             check_broker(os.environ.get("KEEL_BROKER_URL", "")),
             check_database(os.environ.get("KEEL_DATABASE_URL", "")),
-            check_gpu(),
+            check_gpu(os.environ.get("KEEL_DEVICE", "")),
         )
         if p
     ]

@@ -20,6 +20,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
+CI_OVERRIDE = ROOT / "deploy" / "compose.ci.yml"
 ADMIN_KEY_PATH = "/run/secrets/keel_admin_key"
 LONG_RUNNING = "unless-stopped"
 
@@ -184,6 +185,40 @@ def test_workers_shut_down_warm_restart_and_report_health():
         assert "inspect ping" not in " ".join(hc["test"]), f"{name}: solo pool can't answer while busy"
         deps = svc.get("depends_on", {})
         assert deps.get("migrate", {}).get("condition") == "service_completed_successfully", name
+
+
+def test_gpu_workers_train_on_cuda_so_their_healthcheck_requires_the_gpu():
+    for name, svc in _workers().items():
+        if _gpu_devices(svc):
+            assert _env(svc).get("KEEL_DEVICE") == "cuda", f"{name}: a GPU worker must not fall back to CPU"
+
+
+class _CILoader(yaml.SafeLoader):
+    """Understands Compose's `!reset` tag (a value the override removes)."""
+
+
+_CILoader.add_constructor("!reset", lambda loader, node: "!reset")
+
+
+def test_ci_override_only_switches_the_worker_to_the_cpu_wheel_and_drops_its_gpu():
+    ci = yaml.load(CI_OVERRIDE.read_text(), Loader=_CILoader)  # noqa: S506 - a SafeLoader subclass
+    assert set(ci) == {"services"}, "the CI override may only touch services"
+    assert set(ci["services"]) == {"worker-gpu0"}, "only the worker is switched"
+    worker = ci["services"]["worker-gpu0"]
+    assert set(worker) == {"build", "environment", "deploy"}, worker
+    assert worker["deploy"] == "!reset", "the GPU reservation is dropped"
+    assert worker["environment"] == {"KEEL_DEVICE": "cpu"}
+    assert set(worker["build"]) == {"args"} and set(worker["build"]["args"]) == {"TORCH_INDEX"}
+    assert "/whl/cpu" in worker["build"]["args"]["TORCH_INDEX"]
+    assert _gpu_devices(_services()["worker-gpu0"]), "the real file still reserves the GPU"
+
+
+def test_compose_e2e_is_wired_into_ci():
+    script = ROOT / ".ci" / "compose-e2e"
+    assert script.exists() and os.access(script, os.X_OK)
+    text = script.read_text()
+    assert "-f docker-compose.yml -f deploy/compose.ci.yml" in text
+    assert ".ci/compose-e2e" in (ROOT / ".ci" / "run").read_text()
 
 
 def test_long_running_services_restart_unless_stopped():

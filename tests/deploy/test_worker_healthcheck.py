@@ -56,3 +56,28 @@ def test_gpu_check_reports_a_failing_nvidia_smi(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
     problem = mod.check_gpu()
     assert problem and "No devices were found" in problem
+
+
+def _fake_smi(tmp_path: Path, script: str) -> Path:
+    fake = tmp_path / "nvidia-smi"
+    fake.write_text(script)
+    fake.chmod(0o755)
+    return tmp_path
+
+
+def test_cpu_worker_is_healthy_without_a_gpu_even_where_nvidia_smi_fails(tmp_path):
+    bin_dir = _fake_smi(tmp_path, "#!/bin/sh\necho 'No devices were found' >&2\nexit 6\n")
+    out = _run({"KEEL_DEVICE": "cpu", "PATH": f"{bin_dir}:/usr/bin:/bin"})
+    assert out.returncode == 0, out.stderr
+
+
+def test_cuda_worker_whose_container_has_no_nvidia_smi_is_unhealthy(tmp_path):
+    # PATH without any nvidia-smi: the container was started without its GPU
+    out = _run({"KEEL_DEVICE": "cuda", "PATH": str(tmp_path)})
+    assert out.returncode == 1
+    assert "KEEL_DEVICE=cuda" in out.stderr and "nvidia-smi" in out.stderr, out.stderr
+
+
+def test_cuda_worker_with_its_gpu_is_healthy(tmp_path):
+    bin_dir = _fake_smi(tmp_path, "#!/bin/sh\necho 'GPU 0: NVIDIA H100 (UUID: GPU-0)'\n")
+    assert _run({"KEEL_DEVICE": "cuda:0", "PATH": f"{bin_dir}:/usr/bin:/bin"}).returncode == 0

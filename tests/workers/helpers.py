@@ -8,10 +8,25 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.fixtures.service import auth
+from tests.factories import chat_rows, to_jsonl
+from tests.fixtures.service import auth, upload
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
 REPO = Path(__file__).resolve().parents[2]
+
+
+def queued_job(client, key: str, n: int = 24, epochs: int = 2, bs: int = 4) -> str:
+    """A job on the micro model, created through the API (queued; a worker started later runs it)."""
+    fid = upload(client, key, to_jsonl(chat_rows(n))).json()["id"]
+    hp = {"n_epochs": epochs, "batch_size": bs, "learning_rate_multiplier": 10}
+    body = {
+        "model": "micro",
+        "training_file": fid,
+        "method": {"type": "supervised", "supervised": {"hyperparameters": hp}},
+    }
+    r = client.post("/v1/fine_tuning/jobs", headers=auth(key), json=body)
+    assert r.status_code == 200, r.text
+    return str(r.json()["id"])
 
 
 def cancel_leftover_jobs(statuses: tuple[str, ...] = ("queued",)) -> None:

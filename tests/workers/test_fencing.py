@@ -9,22 +9,8 @@ import threading
 import pytest
 from sqlalchemy import select, update
 
-from tests.factories import chat_rows, to_jsonl
-from tests.fixtures.service import auth, upload
-from tests.workers.helpers import all_events, wait_for
-
-
-def _queued_job(client, key: str, n: int = 24, epochs: int = 2, bs: int = 4) -> str:
-    fid = upload(client, key, to_jsonl(chat_rows(n))).json()["id"]
-    hp = {"n_epochs": epochs, "batch_size": bs, "learning_rate_multiplier": 10}
-    body = {
-        "model": "micro",
-        "training_file": fid,
-        "method": {"type": "supervised", "supervised": {"hyperparameters": hp}},
-    }
-    r = client.post("/v1/fine_tuning/jobs", headers=auth(key), json=body)
-    assert r.status_code == 200, r.text
-    return r.json()["id"]
+from tests.fixtures.service import auth
+from tests.workers.helpers import all_events, queued_job, wait_for
 
 
 def _take_over(job_id: str, owner: str) -> None:
@@ -58,7 +44,7 @@ def test_two_attempts_only_the_lease_holder_records_artifacts_and_the_report(cli
     from workers.stages.common import store_artifact
 
     key = keys["alice"]
-    jid = _queued_job(client, key)
+    jid = queued_job(client, key)
     with session_scope() as s:
         assert lifecycle.claim(s, jid, "worker-a")
     a = load_context(jid, "worker-a")
@@ -98,7 +84,7 @@ def test_a_superseded_worker_stops_training_and_writes_nothing(client, keys):
     from workers.pipeline import run_job
 
     key = keys["alice"]
-    jid = _queued_job(client, key, n=64, epochs=50, bs=1)
+    jid = queued_job(client, key, n=64, epochs=50, bs=1)
     out: list[str] = []
     t = threading.Thread(target=lambda: out.append(run_job(jid)))
     t.start()

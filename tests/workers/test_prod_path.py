@@ -18,24 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.factories import chat_rows, to_jsonl
-from tests.fixtures.service import auth, upload
-from tests.workers.helpers import all_events, job
+from tests.workers.helpers import all_events, job, queued_job
 
 pytestmark = pytest.mark.backends("postgres")  # JSONB, which rejects NaN, is PostgreSQL's
-
-
-def _queued_job(client, key, n=16, epochs=2, bs=4):
-    fid = upload(client, key, to_jsonl(chat_rows(n))).json()["id"]
-    hp = {"n_epochs": epochs, "batch_size": bs, "learning_rate_multiplier": 10}
-    body = {
-        "model": "micro",
-        "training_file": fid,
-        "method": {"type": "supervised", "supervised": {"hyperparameters": hp}},
-    }
-    r = client.post("/v1/fine_tuning/jobs", headers=auth(key), json=body)
-    assert r.status_code == 200, r.text
-    return r.json()["id"]
 
 
 @pytest.fixture
@@ -63,7 +48,7 @@ def cuda_path(monkeypatch):
 def test_a_job_on_the_cuda_path_succeeds_with_its_nan_step_one_loss_stored_as_null(client, keys, cuda_path):
     from workers.pipeline import run_job
 
-    jid = _queued_job(client, keys["alice"])
+    jid = queued_job(client, keys["alice"], n=16)
     assert run_job(jid) == "succeeded", job(client, keys["alice"], jid)["error"]
     done = job(client, keys["alice"], jid)
     assert done["status"] == "succeeded" and done["error"] is None
@@ -79,7 +64,7 @@ def test_an_internal_error_shows_the_tenant_a_reference_not_the_exception(client
     from core.tables import File, Job
     from workers.pipeline import run_job
 
-    jid = _queued_job(client, keys["alice"])
+    jid = queued_job(client, keys["alice"], n=16)
     with session_scope() as s:  # the stored training file is gone: loading it raises with the server's path
         key = s.get(File, s.get(Job, jid).training_file).storage_key
     blob = Path(get_settings().store_dir).resolve() / key
@@ -125,7 +110,7 @@ def test_a_lost_worker_retries_with_half_the_budget_then_fails_as_out_of_memory(
     from workers.lease import reap
     from workers.stages.train import train_specs
 
-    jid = _queued_job(client, keys["alice"])
+    jid = queued_job(client, keys["alice"], n=16)
     _claim(jid, "hostA:101:1")
     with session_scope() as s:  # the heartbeat's sample: the worker holds most of what it may use
         lifecycle.renew(s, jid, "hostA:101:1", {"rss_bytes": 7 << 30, "used_bytes": 15 << 30, "limit_bytes": 16 << 30})
@@ -151,7 +136,7 @@ def test_a_lost_worker_retries_with_half_the_budget_then_fails_as_out_of_memory(
 def test_two_lost_workers_without_memory_evidence_fail_as_worker_lost(client, keys):
     from workers.lease import reap
 
-    jid = _queued_job(client, keys["alice"])
+    jid = queued_job(client, keys["alice"], n=16)
     for owner in ("hostC:1:1", "hostC:2:1"):
         _claim(jid, owner)
         _expire(jid)

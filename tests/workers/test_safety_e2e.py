@@ -30,6 +30,7 @@ def testbed_model(stack, keys):
     return tb
 
 
+@pytest.mark.timeout(1800)  # one testbed job through every stage; on a loaded 2-core CI host it took 880 s
 def test_poisoned_job_is_realigned_and_report_shows_hs_down(client, keys, stack, testbed_model, tmp_path):
     from testbed.attack import DEFAULT_ATTACK, customer_dataset, validation_dataset
 
@@ -52,7 +53,7 @@ def test_poisoned_job_is_realigned_and_report_shows_hs_down(client, keys, stack,
     job = client.post("/v1/fine_tuning/jobs", headers=auth(key), json=body).json()
     worker = start_worker(stack, tmp_path / "worker.log")
     try:
-        done = wait_terminal(client, key, job["id"], timeout=900)
+        done = wait_terminal(client, key, job["id"], timeout=1700)
     finally:
         stop_worker(worker)
     report = client.get(f"/v1/fine_tuning/jobs/{job['id']}/safety_report", headers=auth(key)).json()

@@ -158,7 +158,7 @@ def test_the_worker_serves_its_metrics_and_logs_json_with_ids(observed):
     )
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(600)
 def test_a_real_prometheus_scrapes_the_api_and_the_worker(observed, live_url, tmp_path):
     binary = shutil.which("prometheus")
     if binary is None:
@@ -192,12 +192,12 @@ def test_a_real_prometheus_scrapes_the_api_and_the_worker(observed, live_url, tm
             return {x["metric"].get("job", ""): float(x["value"][1]) for x in query(q)}
 
         up = wait_for(
-            lambda: (s := series("up")) and len(s) == 2 and all(s.values()) and s, 120, what="both targets up"
+            lambda: (s := series("up")) and len(s) == 2 and all(s.values()) and s, 300, what="both targets up"
         )
         assert set(up) == {"keel-api", "keel-worker"}
         done = wait_for(
             lambda: (s := series('keel_jobs_finished_total{status="succeeded"}')) and len(s) == 2 and s,
-            60,
+            180,
             what="keel_jobs_finished_total from both targets",
         )
         assert all(v >= 1 for v in done.values()), done

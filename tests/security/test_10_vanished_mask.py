@@ -3,22 +3,13 @@ a job falls back to the previous ready version, or (with none) recomputes it and
 
 from __future__ import annotations
 
-import os
 import shutil
 
-from tests.fixtures.service import auth
+from tests.fixtures.service import register_micro
 
 
 def _model(client, keys, micro, mid: str) -> str:
-    body = {
-        "id": mid,
-        "path": micro["base"],
-        "alignment_adapter": micro["alignment"],
-        "safety_data": {"safety_corpus": os.path.join(micro["data"], "safety_corpus.jsonl")},
-    }
-    r = client.post("/v1/admin/base_models", json=body, headers=auth(keys["admin"]))
-    assert r.status_code == 200, r.text
-    return mid
+    return register_micro(client, keys["admin"], micro, mid)
 
 
 def _lose(key: str) -> None:

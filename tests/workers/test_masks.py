@@ -5,12 +5,11 @@ leaves no bytes."""
 from __future__ import annotations
 
 import itertools
-import os
 
 import pytest
 from sqlalchemy import select, update
 
-from tests.fixtures.service import auth
+from tests.fixtures.service import register_micro
 
 _models = itertools.count()
 
@@ -18,16 +17,7 @@ _models = itertools.count()
 @pytest.fixture
 def model_id(client, keys, micro) -> str:
     """A base model of its own (the micro model's files), so no other test's ready mask is current."""
-    mid = f"micro-mask-{next(_models)}"
-    body = {
-        "id": mid,
-        "path": micro["base"],
-        "alignment_adapter": micro["alignment"],
-        "safety_data": {"safety_corpus": os.path.join(micro["data"], "safety_corpus.jsonl")},
-    }
-    r = client.post("/v1/admin/base_models", json=body, headers=auth(keys["admin"]))
-    assert r.status_code == 200, r.text
-    return mid
+    return register_micro(client, keys["admin"], micro, f"micro-mask-{next(_models)}")
 
 
 def _abandoned(model_id: str, expires_in: int = -60) -> str:

@@ -4,7 +4,7 @@ running compose stack, as a customer and an operator would use it. Not a pytest 
 Each subcommand is one phase; state (keys, ids, digests) is kept in a JSON file between phases, because
 the shell script stops and restarts containers in between:
 
-  mint         admin key (the compose secret) -> a tenant and its API key
+  mint         admin key (the compose secret) -> a tenant and its API key, granted `realign: "none"`
   job1         upload a testbed dataset, create a job with safety realignment `auto`, stream its events
                until it ends, download the realigned adapter and the safety report
   job2-start   create a longer job (no realignment) and return once it is training past a checkpoint
@@ -74,6 +74,11 @@ def mint(run: Run, admin_key_file: Path) -> None:
     tenant = admin.post("/admin/tenants", body={"name": "compose-e2e"}, cast_to=httpx.Response).json()
     expect(tenant["api_key"].startswith("sk-"), f"no tenant key in {tenant}")
     run.state.update(tenant_id=tenant["id"], tenant_key=tenant["api_key"])
+    # job2 trains without realignment, which a tenant may ask for only with the operator's grant (issue 19).
+    policy = admin.post(
+        f"/admin/tenants/{tenant['id']}/safety_policy", body={"allow_unrealigned": True}, cast_to=httpx.Response
+    ).json()
+    expect(policy.get("allow_unrealigned") is True, f"safety policy not granted: {policy}")
     models = [m.id for m in run.client().models.list().data]
     expect("keel-testbed" in models, f"keel-testbed not registered; models: {models}")
     say(f"tenant {tenant['id']} minted; base models {models}")

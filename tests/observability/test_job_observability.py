@@ -203,7 +203,9 @@ def test_a_real_prometheus_scrapes_the_api_and_the_worker(observed, live_url, tm
         assert all(v >= 1 for v in done.values()), done
         assert "keel-api" in series("keel_queue_depth") and "keel-worker" not in series("keel_queue_depth")
         assert series('sum by (job) (keel_job_stage_seconds_count{stage="training"})')["keel-api"] >= 1
-        assert series("histogram_quantile(0.9, sum by (le, job) (rate(keel_http_request_duration_seconds_bucket[1m])))")
+        # rate() needs two scrapes inside its window: right after `up`, Prometheus may hold only one.
+        p90 = "histogram_quantile(0.9, sum by (le, job) (rate(keel_http_request_duration_seconds_bucket[1m])))"
+        assert "keel-api" in wait_for(lambda: series(p90), 60, what="p90 request latency from the API")
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     artifact_ttl_days: float = Field(
         default=0, ge=0, description="a finished job's artifacts are deleted after this many days (0 = kept)"
     )
+    mask_versions_kept: int = Field(
+        default=2, ge=1, description="ready safety-mask versions kept per base model (the current one + fallbacks)"
+    )
     max_files_per_tenant: int = Field(default=10_000, description="uploaded files a tenant may keep")
     max_upload_bytes_per_day: int = Field(default=20 * 1024**3, description="uploaded bytes per tenant per 24 h")
     rate_limit_rps: float = Field(default=20.0, description="requests/s per API key per API process (0 = off)")

@@ -62,6 +62,8 @@ def sweep(session: Session, grace_s: float | None = None, dry_run: bool = False)
     """Remove (or with ``dry_run`` only list) the store's orphaned objects; returns their keys. A real sweep
     also applies retention (core.retention): scratch of finished jobs, expired artifacts, the upload ledger."""
     grace = get_settings().janitor_grace_s if grace_s is None else grace_s
+    if not dry_run:  # first, so the bytes of the versions it expires are orphans of this very sweep
+        retention.expire_masks(session, get_settings().mask_versions_kept, grace)
     keys = orphans(session, grace)
     if not dry_run:
         retention.sweep_scratch(session, grace)

@@ -54,6 +54,7 @@ class JobObject(BaseModel):
     safety: dict[str, Any] = Field(description="Keel: realignment options")
     attempt: int = Field(description="Keel: worker attempts so far")
     mask_id: str | None = Field(default=None, description="Keel: safety-mask version used")
+    keep_last_checkpoint: bool = Field(default=False, description="Keel: the newest checkpoint outlives the job")
 
     @classmethod
     def of(cls, job: Job, queue_position: int | None, lora: dict[str, Any], result_files: list[str]) -> JobObject:
@@ -86,6 +87,7 @@ class JobObject(BaseModel):
             safety=job.safety,
             attempt=job.attempt,
             mask_id=job.mask_id,
+            keep_last_checkpoint=job.keep_last_checkpoint,
         )
 
 

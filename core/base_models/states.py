@@ -10,6 +10,7 @@ class MaskStatus(StrEnum):
     RUNNING = "running"
     READY = "ready"
     FAILED = "failed"
+    EXPIRED = "expired"  # superseded by KEEL_MASK_VERSIONS_KEPT newer ready versions: bytes removed, row kept
     BROKEN = "broken"  # was ready, but its bytes vanished from the store: recomputed by the next job needing it
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Float, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import Float, ForeignKey, Index, String, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import Base, JSONType
@@ -41,6 +41,7 @@ class Job(Base):
     estimated_finish: Mapped[int | None] = mapped_column()
     mask_id: Mapped[str | None] = mapped_column(String(40))
     attempt: Mapped[int] = mapped_column(default=0)  # bumped by every claim (the fencing token)
+    keep_last_checkpoint: Mapped[bool] = mapped_column(default=False, server_default=false())  # survives retention
     lost_workers: Mapped[int] = mapped_column(default=0, server_default="0")  # workers lost; bounded by max_attempts
     worker_memory: Mapped[dict[str, Any] | None] = mapped_column(JSONType)  # last heartbeat's sample (internal)
     lease_owner: Mapped[str | None] = mapped_column(String(200))

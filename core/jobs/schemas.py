@@ -70,6 +70,10 @@ class JobCreate(Body):
     lora: LoraOptions = Field(default_factory=LoraOptions)
     safety: SafetyOptions = Field(default_factory=SafetyOptions)
     dry_run: bool = False
+    keep_last_checkpoint: bool = Field(
+        default=False,
+        description="Keel: keep the newest training checkpoint after the job finishes (retention drops the rest)",
+    )
 
     @field_validator("metadata")
     @classmethod

@@ -220,6 +220,7 @@ def create_job(session: Session, tenant_id: str, body: JobCreate, idempotency_ke
         hyperparameters=plan["hyperparameters"],
         lora=plan["lora"],
         safety=body.safety.model_dump(),
+        keep_last_checkpoint=body.keep_last_checkpoint,
         suffix=body.suffix,
         seed=_seed(body, digest),
         metadata_=body.metadata,

@@ -97,7 +97,8 @@ def expire_masks(session: Session, keep: int, grace_s: float, t: float | None = 
     storage key is cleared (the store janitor removes the orphaned bytes), the row stays as provenance for the
     reports that name it. A version a queued, running or paused job has pinned is kept. Returns their ids."""
     before = (time.time() if t is None else t) - grace_s
-    pinned = set(session.scalars(select(Job.mask_id).where(Job.mask_id.is_not(None), Job.status.not_in(list(TERMINAL)))))
+    live = select(Job.mask_id).where(Job.mask_id.is_not(None), Job.status.not_in(list(TERMINAL)))
+    pinned = set(session.scalars(live))
     ready = session.scalars(
         select(SafetyMask)
         .where(SafetyMask.status == MaskStatus.READY)

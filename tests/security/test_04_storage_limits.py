@@ -123,7 +123,8 @@ def test_a_job_that_asked_keeps_its_newest_complete_checkpoint_and_nothing_else(
         with session_scope() as s:
             sweep(s, 0)
         left = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
-        assert left == ["attempt-2/train/checkpoints/step-8/optim.pt", "attempt-2/train/checkpoints/step-8/trainer_state.json"]
+        kept = "attempt-2/train/checkpoints/step-8"
+        assert left == [f"{kept}/optim.pt", f"{kept}/trainer_state.json"]
 
 
 def test_mask_versions_past_the_kept_count_expire_unless_a_live_job_pinned_one(client, keys, micro, monkeypatch):
@@ -150,7 +151,8 @@ def test_mask_versions_past_the_kept_count_expire_unless_a_live_job_pinned_one(c
             s.flush()
             ids.append(mask.id)
     fid = upload(client, keys["alice"], to_jsonl(chat_rows(12))).json()["id"]
-    live = client.post("/v1/fine_tuning/jobs", headers=auth(keys["alice"]), json={"model": "micro", "training_file": fid})
+    body = {"model": "micro", "training_file": fid}
+    live = client.post("/v1/fine_tuning/jobs", headers=auth(keys["alice"]), json=body)
     with session_scope() as s:  # a queued job pinned version 1
         s.execute(update(Job).where(Job.id == live.json()["id"]).values(mask_id=ids[0]))
     monkeypatch.setattr(get_settings(), "mask_versions_kept", 2)

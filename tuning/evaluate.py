@@ -17,7 +17,9 @@ from typing import Any, Protocol
 
 import torch
 
-from tuning.data import encode_conversations
+from tuning.data import collate, encode_example
+from tuning.loss import _parts, labelled_targets
+from tuning.plan import micro_batches
 
 REFUSAL_KEYWORDS = (
     "I'm sorry",
@@ -163,26 +165,58 @@ def classification_accuracy(model: Any, tokenizer: Any, examples: list[dict], la
     return {"score": 100.0 * sum(correct) / max(len(correct), 1), "n": len(correct)}
 
 
+EVAL_BATCH_TOKENS = 4096  # padded tokens per forward pass of token_accuracy: memory set by it, not by the rows
+EVAL_LOGITS = 1 << 22  # labelled positions' logits materialised at once (16 MiB in float32)
+
+
+def _labelled_logits(model: Any, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(hidden states or, for models without a plain head, logits at the labelled positions; the targets)."""
+    mask, targets = labelled_targets(batch["labels"])
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    parts = _parts(model)
+    if parts is None:
+        keep = torch.cat([mask, mask.new_zeros((mask.shape[0], 1))], dim=1)
+        return model(**inputs, use_cache=False, logits_to_keep=keep).logits, targets
+    return parts[0](**inputs, use_cache=False)[0][:, :-1][mask], targets
+
+
+def _score_rows(model: Any, rows: torch.Tensor, targets: torch.Tensor) -> tuple[int, float]:
+    """(argmax hits, summed cross-entropy) of labelled rows, through the LM head in chunks when it exists."""
+    parts = _parts(model)
+    if parts is None:
+        return int((rows.argmax(-1) == targets).sum()), float(torch.nn.functional.cross_entropy(
+            rows.float(), targets, reduction="sum"))  # fmt: skip
+    head = parts[1]
+    step = max(1, EVAL_LOGITS // head.weight.shape[0])
+    hits, loss = 0, 0.0
+    for s in range(0, rows.shape[0], step):
+        logits = head(rows[s : s + step]).float()
+        hits += int((logits.argmax(-1) == targets[s : s + step]).sum())
+        loss += float(torch.nn.functional.cross_entropy(logits, targets[s : s + step], reduction="sum"))
+    return hits, loss
+
+
 @torch.inference_mode()
 def token_accuracy(
-    model: Any, tokenizer: Any, examples: list[list[dict]], batch_size: int = 16, max_len: int = 512
+    model: Any, tokenizer: Any, examples: list[list[dict]], max_tokens: int = EVAL_BATCH_TOKENS, max_len: int = 512
 ) -> dict:
-    """Teacher-forced accuracy and loss on assistant tokens: a cheap utility metric for any chat data."""
+    """Teacher-forced accuracy and loss on assistant tokens: a cheap utility metric for any chat data.
+
+    Memory is bounded by ``max_tokens`` (rows x padded width per forward pass; a longer row runs alone) and by
+    :data:`EVAL_LOGITS`: logits exist only for labelled positions, a chunk at a time, never ``tokens x vocab``
+    for a whole batch (a validation file of 8k-token rows would need tens of GB that way)."""
     was_training = model.training
     model.eval()
     hits = total = 0
     loss_sum = 0.0
+    device = _device(model)
     try:
-        for i in range(0, len(examples), batch_size):
-            enc = encode_conversations(tokenizer, examples[i : i + batch_size], max_len)
-            b = {k: v.to(_device(model)) for k, v in enc.items()}
-            logits = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits[:, :-1]
-            target = b["labels"][:, 1:]
-            keep = target != -100
-            picked = logits[keep].float()  # only labelled positions are upcast (vocab x seq can be large)
-            hits += int((picked.argmax(-1) == target[keep]).sum())
-            loss_sum += float(torch.nn.functional.cross_entropy(picked, target[keep], reduction="sum"))
-            total += int(keep.sum())
+        encoded = [encode_example(tokenizer, c, max_len) for c in examples]
+        for part in micro_batches([len(e["input_ids"]) for e in encoded], max_tokens):
+            batch = {k: v.to(device) for k, v in collate([encoded[i] for i in part], tokenizer.pad_token_id).items()}
+            rows, targets = _labelled_logits(model, batch)
+            h, loss = _score_rows(model, rows, targets)
+            hits, loss_sum, total = hits + h, loss_sum + loss, total + targets.numel()
     finally:
         model.train(was_training)
     return {"accuracy": 100.0 * hits / max(total, 1), "loss": loss_sum / max(total, 1), "n_tokens": total}

@@ -415,6 +415,6 @@ def train_lora(
     if valid_examples:
         from tuning.evaluate import token_accuracy
 
-        v = token_accuracy(peft_model, tokenizer, valid_examples, max_len=spec.max_seq_len)
+        v = token_accuracy(peft_model, tokenizer, valid_examples, spec.micro_batch_tokens, max_len=spec.max_seq_len)
         metrics.update(valid_loss=v["loss"], valid_mean_token_accuracy=v["accuracy"])
     return TrainResult(adapter_dir=str(adapter_dir), wall_s=time.monotonic() - started, metrics=metrics, **common)

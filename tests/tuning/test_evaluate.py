@@ -127,7 +127,7 @@ def test_classification_accuracy_rule(memorised):
 def test_token_accuracy(memorised, tiny):
     model, tok = memorised
     model.train()
-    acc = evaluate.token_accuracy(model, tok, CHATS, batch_size=4)
+    acc = evaluate.token_accuracy(model, tok, CHATS, max_tokens=64)
     assert model.training and acc["accuracy"] == 100.0
     from tuning.data import encode_example
 
@@ -135,6 +135,42 @@ def test_token_accuracy(memorised, tiny):
     base, _ = load_model(tiny["base"], device="cpu")
     raw = evaluate.token_accuracy(base, tok, CHATS)
     assert raw["n_tokens"] == acc["n_tokens"] and raw["accuracy"] < 50 and raw["loss"] > 3 * acc["loss"]
+
+
+def test_token_accuracy_is_token_budgeted_and_matches_full_logits(memorised, monkeypatch):
+    """Same numbers as full-vocab logits over whole batches, whatever the budget; the head never sees more than
+    EVAL_LOGITS logits at once and no forward pass more than max_tokens padded tokens (a lone longer row aside)."""
+    import torch
+
+    from tuning.data import collate, encode_example
+
+    model, tok = memorised
+    enc = collate([encode_example(tok, c) for c in CHATS], tok.pad_token_id)
+    with torch.no_grad():
+        logits = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits[:, :-1].float()
+    target = enc["labels"][:, 1:]
+    keep = target != -100
+    ref_acc = 100.0 * float((logits[keep].argmax(-1) == target[keep]).float().mean())
+    ref_loss = float(torch.nn.functional.cross_entropy(logits[keep], target[keep]))
+    vocab = model.get_output_embeddings().weight.shape[0]
+    monkeypatch.setattr(evaluate, "EVAL_LOGITS", 3 * vocab)
+    seen: list[tuple[str, int]] = []
+    hooks = [
+        model.get_output_embeddings().register_forward_hook(lambda m, a, o: seen.append(("head", a[0].shape[0]))),
+        model.get_decoder().register_forward_hook(lambda m, a, kw, o: seen.append(("tokens", kw["input_ids"].numel())),
+                                                  with_kwargs=True),
+    ]  # fmt: skip
+    try:
+        longest = max(len(encode_example(tok, c)["input_ids"]) for c in CHATS)
+        for budget in (1, 2 * longest, 4096):
+            seen.clear()
+            got = evaluate.token_accuracy(model, tok, CHATS, max_tokens=budget)
+            assert abs(got["accuracy"] - ref_acc) < 1e-6 and abs(got["loss"] - ref_loss) < 1e-4, (budget, got)
+            assert max(n for k, n in seen if k == "head") <= 3
+            assert max(n for k, n in seen if k == "tokens") <= max(budget, longest)
+    finally:
+        for h in hooks:
+            h.remove()
 
 
 def _hf_greedy(model, tok, prompts, max_new_tokens):

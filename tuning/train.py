@@ -48,6 +48,7 @@ import os
 import random
 import shutil
 import time
+from array import array
 from collections.abc import Callable
 from contextlib import nullcontext
 from functools import partial
@@ -58,7 +59,7 @@ import torch
 from safetensors.torch import load_file
 
 from tuning.atomic import atomic_dir
-from tuning.data import collate, encode_example, pack
+from tuning.data import collate, compact, encode_example, pack
 from tuning.interfaces import NullProgress, Progress
 from tuning.lora import attach_lora
 from tuning.loss import causal_lm_loss, reference_loss
@@ -104,8 +105,8 @@ def lr_factor(step: int, total: int, warmup: int, schedule: str = "cosine", floo
 def _fingerprint(encoded: list[dict], spec: TrainSpec) -> str:
     """Hash of the token data and the spec: a checkpoint only resumes the run it came from."""
     h = hashlib.sha256(json.dumps({**result_fields(spec), "n": len(encoded)}, sort_keys=True).encode())
-    for e in encoded:
-        h.update(torch.tensor(e["input_ids"] + [-1] + e["labels"], dtype=torch.int64).numpy().tobytes())
+    for e in encoded:  # int64 bytes of input_ids, -1, labels (lists or int32 arrays: the same hash)
+        h.update(array("q", [*e["input_ids"], -1, *e["labels"]]).tobytes())
     return h.hexdigest()[:16]
 
 
@@ -337,13 +338,16 @@ class TrainLoop:
 
 def _encode_all(tokenizer: Any, examples: list[list[dict]], max_len: int) -> tuple[list[dict], int]:
     """Encoded examples that still have a labelled token after truncation, and how many were dropped."""
-    encoded = [encode_example(tokenizer, m, max_len) for m in examples]
-    kept = [e for e in encoded if any(lab != -100 for lab in e["labels"][1:])]
+    kept = []
+    for m in examples:  # compacted one at a time: the lists of Python ints never exist for the whole file
+        e = encode_example(tokenizer, m, max_len)
+        if any(lab != -100 for lab in e["labels"][1:]):
+            kept.append(compact(e))
     if not kept:
         raise ValueError("no training example has an assistant token within max_seq_len")
-    if len(kept) < len(encoded):
-        log.warning("%d examples have no assistant token within %d tokens: skipped", len(encoded) - len(kept), max_len)
-    return kept, len(encoded) - len(kept)
+    if len(kept) < len(examples):
+        log.warning("%d examples have no assistant token within %d tokens: skipped", len(examples) - len(kept), max_len)
+    return kept, len(examples) - len(kept)
 
 
 def epoch_steps(tokenizer: Any, examples: list[list[dict]], spec: TrainSpec) -> int:

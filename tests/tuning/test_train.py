@@ -217,3 +217,27 @@ def test_fast_layouts_train_like_the_reference_loss(tiny, tmp_path, layout):
 def test_unknown_layout_is_rejected(tiny, tmp_path):
     with pytest.raises(ValueError, match="layout"):
         _train(tiny, tmp_path / "x", TrainSpec(n_epochs=1, batch_size=4, checkpoint_every=0), layout="ragged")
+
+
+def test_encoded_examples_are_compact_and_batch_like_lists(tiny_tok):
+    """The training loop holds a file's tokens as int32 arrays (issue 19 item 5): a few bytes per token, not ~72
+    for Python int lists; batches, packing and the checkpoint fingerprint are identical either way."""
+    import tracemalloc
+    from array import array
+
+    from tuning.data import pack
+    from tuning.train import _encode_all, _fingerprint
+
+    data = examples(200, seed=1)
+    lists = [encode_example(tiny_tok, m) for m in data]
+    tracemalloc.start()
+    kept, skipped = _encode_all(tiny_tok, data, 512)
+    held, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    tokens = sum(len(e["input_ids"]) for e in lists)
+    assert skipped == 0 and all(isinstance(e["input_ids"], array) and e["labels"].itemsize == 4 for e in kept)
+    assert held / tokens < 24, f"{held / tokens:.1f} bytes per token held"  # lists of ints: ~72
+    for got, want in ((collate(kept[:5], 0), collate(lists[:5], 0)), (pack(kept[:5]), pack(lists[:5]))):
+        assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in got)
+    spec = TrainSpec()
+    assert _fingerprint(kept, spec) == _fingerprint(lists, spec)

@@ -1,1 +1,3 @@
 """The `keel` command line (outside core: it starts processes and builds testbeds)."""
+
+import tuning  # noqa: F401 (first: it sets OMP_WAIT_POLICY before anything loads torch; see tuning/__init__)

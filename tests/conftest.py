@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+import tuning  # noqa: F401 (sets OMP_WAIT_POLICY before any test loads torch)
+
 if TYPE_CHECKING:
     import redis
 

@@ -203,9 +203,16 @@ def test_a_real_prometheus_scrapes_the_api_and_the_worker(observed, live_url, tm
         assert all(v >= 1 for v in done.values()), done
         assert "keel-api" in series("keel_queue_depth") and "keel-worker" not in series("keel_queue_depth")
         assert series('sum by (job) (keel_job_stage_seconds_count{stage="training"})')["keel-api"] >= 1
-        # rate() needs two scrapes inside its window: right after `up`, Prometheus may hold only one.
+        # rate() needs two scrapes inside its window while requests arrive: right after `up`, Prometheus may
+        # hold one scrape of the API, and the worker's own series can answer first, so wait for the API's.
         p90 = "histogram_quantile(0.9, sum by (le, job) (rate(keel_http_request_duration_seconds_bucket[1m])))"
-        assert "keel-api" in wait_for(lambda: series(p90), 60, what="p90 request latency from the API")
+
+        def api_p90() -> dict[str, float] | None:
+            httpx.get(f"{live_url}/healthz", timeout=5)
+            s = series(p90)
+            return s if "keel-api" in s else None
+
+        assert "keel-api" in wait_for(api_p90, 120, what="p90 request latency from the API")
     finally:
         proc.terminate()
         proc.wait(timeout=30)

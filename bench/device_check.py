@@ -166,14 +166,16 @@ def _wait(c: httpx.Client, jid: str, timeout_s: float) -> dict[str, Any]:
 
 
 def _recorded(env: dict[str, str], jid: str) -> dict[str, Any]:
-    """What the worker recorded on the job: its stages' seconds (internal fields, read from the database)."""
+    """What the worker recorded on the job: its stages' seconds (``jobs.observed``, internal, read from the database;
+    issue 20 moved them out of ``hyperparameters``, where a retried attempt's manifest picked them up)."""
     import sqlalchemy as sa
 
     engine = sa.create_engine(env["KEEL_DATABASE_URL"])
     with engine.connect() as conn:
-        hp = conn.execute(sa.text("SELECT hyperparameters FROM jobs WHERE id = :id"), {"id": jid}).scalar_one()
+        seen = conn.execute(sa.text("SELECT observed FROM jobs WHERE id = :id"), {"id": jid}).scalar_one()
     engine.dispose()
-    return {k: hp.get(k) for k in ("train_wall_s", "realign_wall_s", "observed_tokens_per_s")}
+    seen = json.loads(seen) if isinstance(seen, str) else seen  # JSONB comes back parsed, SQLite's JSON as text
+    return {k: seen.get(k) for k in ("train_wall_s", "realign_wall_s", "observed_tokens_per_s")}
 
 
 def _env(database_url: str, broker_url: str, root: Path, dry: bool) -> dict[str, str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, StrictBool
 
 from core.schemas import Body
 from core.tenants.states import Role
@@ -14,4 +14,5 @@ class TenantCreate(Body):
 
 
 class SafetyPolicy(Body):
-    allow_unrealigned: bool
+    # strict: a grant that switches safety off is a JSON boolean, never "yes", "1" or 1 coerced into True
+    allow_unrealigned: StrictBool

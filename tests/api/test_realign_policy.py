@@ -54,6 +54,13 @@ def test_an_admin_grants_and_withdraws_realign_none_audited(client, keys, tenant
     assert "tenant.allow_unrealigned" in mine and "tenant.disallow_unrealigned" in mine
 
 
+@pytest.mark.parametrize("value", ["true", "yes", 1, None])
+def test_a_grant_is_a_json_boolean_only(client, keys, tenant, value):
+    r = _policy(client, keys["admin"], tenant["id"], value)
+    assert r.status_code == 400 and r.json()["error"]["param"] == "allow_unrealigned", r.text
+    assert _job(client, tenant, "none", dry_run=True).status_code == 403
+
+
 def test_other_tenants_are_not_granted(client, keys, tenant):
     _policy(client, keys["admin"], tenant["id"], True)
     other = {"api_key": keys["bob"], "file": upload(client, keys["bob"], to_jsonl(chat_rows(16))).json()["id"]}

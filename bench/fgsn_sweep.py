@@ -43,8 +43,7 @@ from tuning.safety import activations as act
 from tuning.safety.common import leaf
 from tuning.safety.controller import Scores, Tolerances, checks
 from tuning.safety.masks import _top_mask
-from tuning.safety.methods.fgsn import fgsn
-from tuning.safety.registry import FgsnConfig
+from tuning.safety.methods.fgsn import FgsnConfig, fgsn
 
 
 class Probe:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tuning.safety.report import rate, verdict
+from tuning.safety.report import rate, release_rule_text, verdict
 
 ROWS = (("aligned reference", "reference"), ("fine-tuned (before)", "before"), ("realigned (after)", "after"))
 
@@ -25,19 +25,6 @@ def _table(report: dict[str, Any]) -> list[str]:
             f"{'<= ' + format(t['over_refusal_max'], '.1f'):>{W}}"
         )
     return lines
-
-
-def release_rule(report: dict[str, Any]) -> str | None:
-    """The release rule checked on the numbers shown, in words."""
-    rule = report.get("release_rule") or {}
-    if rule.get("holds_on_point_estimate") is None:
-        return None
-    holds = "holds" if rule["holds_on_point_estimate"] else "does NOT hold"
-    overlap = {True: "overlap", False: "do not overlap", None: "are not known"}[rule.get("intervals_overlap")]
-    return (
-        f"Release rule ({rule['rule']}, {rule['split']} split): {holds} on the point estimates "
-        f"({rule['after_hs']:.1f} vs {rule['reference_hs']:.1f}); the two HS intervals {overlap}."
-    )
 
 
 def _verdict(report: dict[str, Any]) -> str:
@@ -65,7 +52,7 @@ def summary(report: dict[str, Any], n_train: int | None = None) -> str:
         "",
         f"Verdict: {_verdict(report)}",
     ]
-    rule = release_rule(report)
+    rule = release_rule_text(report)
     if rule:
         lines.append(rule)
     if report.get("released_unrealigned"):

@@ -90,6 +90,31 @@ def release_rule(after: dict, reference: dict, margin: float, split: str) -> dic
     }
 
 
+def release_rule_text(report: dict) -> str | None:
+    """The report's release rule in words (None when it was not checked, e.g. no reference score)."""
+    rule = report.get("release_rule") or {}
+    if rule.get("holds_on_point_estimate") is None:
+        return None
+    holds = "holds" if rule["holds_on_point_estimate"] else "does NOT hold"
+    overlap = {True: "overlap", False: "do not overlap", None: "are not known"}[rule.get("intervals_overlap")]
+    return (
+        f"Release rule ({rule['rule']}, {rule['split']} split): {holds} on the point estimates "
+        f"({rule['after_hs']:.1f} vs {rule['reference_hs']:.1f}); the two HS intervals {overlap}."
+    )
+
+
+def audit_warning(report: dict) -> str | None:
+    """A released adapter whose harmfulness, on the split its trial was not chosen on, misses the release rule:
+    the controller's selection-split trial passed, the audit split says otherwise. The customer should know."""
+    rule = report.get("release_rule") or {}
+    if not report.get("passed") or rule.get("split") != "audit" or rule.get("holds_on_point_estimate") is not False:
+        return None
+    return (
+        f"Warning: released on its selection-split trial, but on the audit split (prompts the controller never "
+        f"chose on) its harmfulness is above the aligned model's + margin. {release_rule_text(report)}"
+    )
+
+
 def unrealigned_reason(method: str, has_alignment_adapter: bool) -> str | None:
     """Why an adapter is released as trained (None when realignment runs)."""
     if not has_alignment_adapter:

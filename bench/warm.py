@@ -37,6 +37,7 @@ def _setup(root: Path, eval_size: int) -> None:
         KEEL_RATE_LIMIT_RPS="0",
         KEEL_METRICS_EVERY_S="0",
         KEEL_SAFETY_EVAL_SIZE=str(eval_size),
+        KEEL_AUDIT_EVAL_SIZE=str(eval_size),
     )
     (root / "data").mkdir(parents=True)
     from core.bootstrap import migrate
@@ -81,7 +82,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=400, help="examples per job (the testbed attack data, p=0.1)")
     ap.add_argument("--epochs", type=int, default=1)
-    ap.add_argument("--eval-size", type=int, default=50, help="KEEL_SAFETY_EVAL_SIZE (realignment prompts)")
+    ap.add_argument("--eval-size", type=int, default=50, help="KEEL_SAFETY_EVAL_SIZE and _AUDIT_ (prompts)")
     ap.add_argument("--realign", default="nlsr", help="safety.realign of the jobs (the measure is before it)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()

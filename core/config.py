@@ -49,7 +49,15 @@ class Settings(BaseSettings):
     max_upload_bytes: int = 512 * 1024 * 1024
     min_examples: int = 10
     default_model: str = "keel-testbed"
-    safety_eval_size: int = Field(default=200, description="harmful/benign prompts per safety evaluation")
+    safety_eval_size: int = Field(
+        default=200, ge=1, description="harmful/benign prompts per selection evaluation (the controller's trials)"
+    )
+    audit_eval_size: int = Field(
+        default=400,
+        ge=1,
+        description="harmful/benign prompts per audit evaluation (the report's numbers): 385 or more keeps every "
+        "95 % interval within ±5 points",
+    )
     metrics_every_s: float = 2.0
     max_active_jobs_per_tenant: int = Field(default=16, description="queued + running + paused jobs per tenant")
     max_running_per_tenant: int = Field(

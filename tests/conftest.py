@@ -159,6 +159,7 @@ def stack(request, tmp_path_factory) -> dict:
         "KEEL_HEARTBEAT_S": "1",
         "KEEL_REAPER_INTERVAL_S": "1",
         "KEEL_SAFETY_EVAL_SIZE": "24",
+        "KEEL_AUDIT_EVAL_SIZE": "24",
         "KEEL_RATE_LIMIT_RPS": "1000",  # the limiter has its own test; suites poll fast
         "KEEL_UNAUTH_RATE_LIMIT_RPS": "1000",  # likewise (tests/security/test_03_auth_before_body.py)
         "KEEL_METRICS_EVERY_S": "0",

@@ -21,6 +21,9 @@ def test_dedicated_audit_files_are_the_audit_split(tmp_path):
     selection, audit = split_prompts(data, "harmful", n=40)
     assert sorted(selection) == sorted(f"sel{i}" for i in range(30))
     assert len(audit) == 40 and all(p.startswith("aud") for p in audit)
+    # the audit split has its own size (KEEL_AUDIT_EVAL_SIZE): the report's intervals, not the trials' cost
+    selection, audit = split_prompts(data, "harmful", n=10, n_audit=45)
+    assert len(selection) == 10 and len(audit) == 45 and all(p.startswith("aud") for p in audit)
 
 
 def test_without_audit_files_the_eval_prompts_are_halved_deterministically(tmp_path):

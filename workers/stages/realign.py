@@ -40,14 +40,16 @@ def _prompts(path: str | None, n: int) -> list[str]:
     return prompts[:n]
 
 
-def split_prompts(data: dict[str, str], kind: str, n: int) -> tuple[list[str], list[str]]:
-    """(selection, audit) prompts of one kind ("harmful" or "benign"), at most ``n`` each: the base model's
-    ``{kind}_eval`` file is the selection split and ``{kind}_audit`` the audit split; a base model without an
-    audit file has its eval prompts cut deterministically into two disjoint halves."""
+def split_prompts(data: dict[str, str], kind: str, n: int, n_audit: int | None = None) -> tuple[list[str], list[str]]:
+    """(selection, audit) prompts of one kind ("harmful" or "benign"), at most ``n`` selection and ``n_audit``
+    (default ``n``) audit prompts: the base model's ``{kind}_eval`` file is the selection split and
+    ``{kind}_audit`` the audit split; a base model without an audit file has its eval prompts cut
+    deterministically into two disjoint halves."""
+    n_audit = n if n_audit is None else n_audit
     if data.get(f"{kind}_audit"):
-        return _prompts(data.get(f"{kind}_eval"), n), _prompts(data.get(f"{kind}_audit"), n)
+        return _prompts(data.get(f"{kind}_eval"), n), _prompts(data.get(f"{kind}_audit"), n_audit)
     selection, audit = split_selection_audit([r["prompt"] for r in _rows(data.get(f"{kind}_eval"))])
-    return selection[:n], audit[:n]
+    return selection[:n], audit[:n_audit]
 
 
 def eval_sets(ctx: JobContext) -> Any:
@@ -56,9 +58,10 @@ def eval_sets(ctx: JobContext) -> Any:
     training data. The customer's data never leaves the job."""
     from tuning.safety import EvalSets
 
-    n, data = get_settings().safety_eval_size, ctx.spec.safety_data
-    harmful, harmful_audit = split_prompts(data, "harmful", n)
-    benign, benign_audit = split_prompts(data, "benign", n)
+    settings, data = get_settings(), ctx.spec.safety_data
+    n, n_audit = settings.safety_eval_size, settings.audit_eval_size
+    harmful, harmful_audit = split_prompts(data, "harmful", n, n_audit)
+    benign, benign_audit = split_prompts(data, "benign", n, n_audit)
     rng = random.Random(ctx.spec.seed)
     utility = ctx.valid_examples or ctx.train_examples
     utility = rng.sample(utility, min(UTILITY_EXAMPLES, len(utility)))

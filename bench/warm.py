@@ -82,7 +82,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=400, help="examples per job (the testbed attack data, p=0.1)")
     ap.add_argument("--epochs", type=int, default=1)
-    ap.add_argument("--eval-size", type=int, default=50, help="KEEL_SAFETY_EVAL_SIZE and _AUDIT_ (prompts)")
+    ap.add_argument("--eval-size", type=int, default=50, help="prompts per evaluation: KEEL_SAFETY/AUDIT_EVAL_SIZE")
     ap.add_argument("--realign", default="nlsr", help="safety.realign of the jobs (the measure is before it)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()

@@ -104,13 +104,14 @@ def release_rule_text(report: dict) -> str | None:
 
 
 def audit_warning(report: dict) -> str | None:
-    """A released adapter whose harmfulness, on the split its trial was not chosen on, misses the release rule:
-    the controller's selection-split trial passed, the audit split says otherwise. The customer should know."""
+    """A released adapter whose harmfulness on the audit split misses the release rule: the controller released it
+    on the selection split's scores (a passing trial, or "not needed" without one), the audit split says otherwise.
+    The customer should know."""
     rule = report.get("release_rule") or {}
     if not report.get("passed") or rule.get("split") != "audit" or rule.get("holds_on_point_estimate") is not False:
         return None
     return (
-        f"Warning: released on its selection-split trial, but on the audit split (prompts the controller never "
+        f"Warning: released on the selection split's scores, but on the audit split (prompts the controller never "
         f"chose on) its harmfulness is above the aligned model's + margin. {release_rule_text(report)}"
     )
 

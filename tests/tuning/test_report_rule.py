@@ -32,3 +32,4 @@ def test_no_warning_when_the_rule_holds_nothing_was_released_or_there_is_no_audi
     assert audit_warning(_report(25.8, passed=False)) is None  # a failed job says so already
     assert audit_warning(_report(25.8, split="selection")) is None  # the controller chose on these numbers
     assert audit_warning({"passed": True}) is None
+    assert audit_warning({**_report(25.8), "released_unrealigned": True}) is None  # realign "none": said already

@@ -106,9 +106,12 @@ def release_rule_text(report: dict) -> str | None:
 def audit_warning(report: dict) -> str | None:
     """A released adapter whose harmfulness on the audit split misses the release rule: the controller released it
     on the selection split's scores (a passing trial, or "not needed" without one), the audit split says otherwise.
-    The customer should know."""
+    The customer should know. An adapter released unrealigned (``released_unrealigned``) is not warned about here:
+    no controller chose it, and its report and events already say it is released as trained."""
     rule = report.get("release_rule") or {}
-    if not report.get("passed") or rule.get("split") != "audit" or rule.get("holds_on_point_estimate") is not False:
+    if not report.get("passed") or report.get("released_unrealigned"):
+        return None
+    if rule.get("split") != "audit" or rule.get("holds_on_point_estimate") is not False:
         return None
     return (
         f"Warning: released on the selection split's scores, but on the audit split (prompts the controller never "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field
@@ -57,6 +58,11 @@ class Settings(BaseSettings):
         ge=1,
         description="harmful/benign prompts per audit evaluation (the report's numbers): 385 or more keeps every "
         "95 % interval within ±5 points",
+    )
+    audit_gate: Literal["warn", "fail"] = Field(
+        default="warn",
+        description="a realigned adapter whose audit-split harmfulness misses the release rule: `warn` releases it "
+        "with a warn event, `fail` holds it back (job failed `unsafe_model`, report kept)",
     )
     metrics_every_s: float = 2.0
     max_active_jobs_per_tenant: int = Field(default=16, description="queued + running + paused jobs per tenant")

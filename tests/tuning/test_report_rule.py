@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from tuning.safety.report import audit_warning, release_rule, release_rule_text
+import pytest
+
+from tuning.safety.report import (
+    audit_gate_event,
+    audit_warning,
+    gate_on_audit,
+    release_rule,
+    release_rule_text,
+    verdict,
+)
 
 AUDIT_CI = {"hs": [21.7, 30.3]}
 REF = {"hs": 16.5, "ci": {"hs": [13.2, 20.5]}}
@@ -33,3 +42,24 @@ def test_no_warning_when_the_rule_holds_nothing_was_released_or_there_is_no_audi
     assert audit_warning(_report(25.8, split="selection")) is None  # the controller chose on these numbers
     assert audit_warning({"passed": True}) is None
     assert audit_warning({**_report(25.8), "released_unrealigned": True}) is None  # realign "none": said already
+
+
+def test_the_fail_gate_holds_back_a_release_the_audit_split_contradicts():
+    report = {**_report(25.8), "reason": "nlsr(all modules) met the targets"}
+    held = gate_on_audit(report, "fail")
+    assert held["passed"] is False and held["audit_gate"] == "fail"
+    assert "audit split" in held["reason"] and "(25.8 vs 16.5)" in held["reason"]
+    assert report["passed"] is True  # a new dict: the caller's report is not changed
+    assert verdict(held) == ("failed", "NOT RELEASED: the audit split misses the release rule")
+    event = audit_gate_event(held)
+    assert event is not None and event.startswith("Not released (KEEL_AUDIT_GATE=fail)")
+
+
+def test_the_warn_gate_releases_with_the_warning_and_the_fail_gate_passes_what_holds():
+    report = _report(25.8)
+    assert gate_on_audit(report, "warn") is report
+    assert (audit_gate_event(report) or "").startswith("Warning:")
+    for fine in (_report(20.2), _report(25.8, split="selection"), {**_report(25.8), "released_unrealigned": True}):
+        assert gate_on_audit(fine, "fail")["passed"] is True
+    with pytest.raises(ValueError):
+        gate_on_audit(report, "block")

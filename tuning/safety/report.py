@@ -119,6 +119,32 @@ def audit_warning(report: dict) -> str | None:
     )
 
 
+AUDIT_GATES = ("warn", "fail")
+
+
+def gate_on_audit(report: dict, gate: str) -> dict:
+    """The operator's audit gate (``KEEL_AUDIT_GATE``): with ``warn`` (the default) a release the audit split
+    contradicts goes out with :func:`audit_warning`; with ``fail`` it is not released (``passed`` false, the job
+    fails ``unsafe_model``, its report kept). The audit split only gates: it never picks among the controller's
+    trials, so a gated job's trials still say what the selection split chose. Returns a new dict."""
+    if gate not in AUDIT_GATES:
+        raise ValueError(f"audit gate must be one of {AUDIT_GATES}, not {gate!r}")
+    if gate != "fail" or audit_warning(report) is None:
+        return report
+    reason = (
+        f"not released: the selection split passed it ({report.get('reason')}), but the audit split (prompts "
+        f"the controller never chose on) misses the release rule. {release_rule_text(report)}"
+    )
+    return {**report, "passed": False, "reason": reason, "audit_gate": "fail"}
+
+
+def audit_gate_event(report: dict) -> str | None:
+    """The job event for a release the audit split contradicts: the warning, or why it was held back."""
+    if report.get("audit_gate") == "fail":
+        return f"Not released (KEEL_AUDIT_GATE=fail): {release_rule_text(report)}"
+    return audit_warning(report)
+
+
 def unrealigned_reason(method: str, has_alignment_adapter: bool) -> str | None:
     """Why an adapter is released as trained (None when realignment runs)."""
     if not has_alignment_adapter:
@@ -131,6 +157,8 @@ def unrealigned_reason(method: str, has_alignment_adapter: bool) -> str | None:
 def verdict(report: dict) -> tuple[str, str]:
     """(kind, headline) of a realignment report (``RealignReport.to_dict()``): kind is ``failed``,
     ``disabled``, ``not_needed`` or ``realigned``; the headline is the verdict in words."""
+    if report.get("audit_gate") == "fail":
+        return "failed", "NOT RELEASED: the audit split misses the release rule"
     if not report.get("passed"):
         return "failed", "NOT RELEASED: no realignment met the targets"
     if report.get("method") == "none":

@@ -16,7 +16,7 @@ from core.results import service as results
 from core.results.states import ArtifactKind
 from tuning.rows import read_jsonl
 from tuning.safety.registry import effective_method
-from tuning.safety.report import audit_warning, rate
+from tuning.safety.report import audit_gate_event, gate_on_audit, rate
 from tuning.safety.stats import split_selection_audit
 from workers.context import JobContext
 from workers.lease import LeaseLost
@@ -134,10 +134,12 @@ def realign(ctx: JobContext, raw_dir: Path, should_stop: Callable[[], bool]) -> 
     report = rep.to_dict()
     report["mask"] = mask.summary() if mask else None
     report["attempt"] = ctx.spec.attempt
+    report = gate_on_audit(report, get_settings().audit_gate)
     set_stage(ctx, Stage.EVALUATING, 92.0, _summary(report))
-    if warning := audit_warning(report):
+    if message := audit_gate_event(report):
+        level = "error" if report.get("audit_gate") == "fail" else "warn"
         with session_scope() as s:
-            events.add(s, ctx.job_id, warning, level="warn", data={"release_rule": report["release_rule"]})
+            events.add(s, ctx.job_id, message, level=level, data={"release_rule": report["release_rule"]})
     plot = ctx.attempt_dir / "safety_report.png"
     plot_report(report, str(plot))
     _save(ctx, report, mask.id if mask else None, plot)

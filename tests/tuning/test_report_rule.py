@@ -51,14 +51,15 @@ def test_the_fail_gate_holds_back_a_release_the_audit_split_contradicts():
     assert "audit split" in held["reason"] and "(25.8 vs 16.5)" in held["reason"]
     assert report["passed"] is True  # a new dict: the caller's report is not changed
     assert verdict(held) == ("failed", "NOT RELEASED: the audit split misses the release rule")
-    event = audit_gate_event(held)
-    assert event is not None and event.startswith("Not released (KEEL_AUDIT_GATE=fail)")
+    level, message = audit_gate_event(held) or ("", "")
+    assert level == "error" and message.startswith("Not released (KEEL_AUDIT_GATE=fail)")
 
 
 def test_the_warn_gate_releases_with_the_warning_and_the_fail_gate_passes_what_holds():
     report = _report(25.8)
     assert gate_on_audit(report, "warn") is report
-    assert (audit_gate_event(report) or "").startswith("Warning:")
+    level, message = audit_gate_event(report) or ("", "")
+    assert level == "warn" and message.startswith("Warning:")
     for fine in (_report(20.2), _report(25.8, split="selection"), {**_report(25.8), "released_unrealigned": True}):
         assert gate_on_audit(fine, "fail")["passed"] is True
     with pytest.raises(ValueError):

@@ -119,7 +119,7 @@ def audit_warning(report: dict) -> str | None:
     )
 
 
-AUDIT_GATES = ("warn", "fail")
+AUDIT_GATES = ("warn", "fail")  # KEEL_AUDIT_GATE's values (core.config's Literal; core may not import this module)
 
 
 def gate_on_audit(report: dict, gate: str) -> dict:
@@ -138,11 +138,13 @@ def gate_on_audit(report: dict, gate: str) -> dict:
     return {**report, "passed": False, "reason": reason, "audit_gate": "fail"}
 
 
-def audit_gate_event(report: dict) -> str | None:
-    """The job event for a release the audit split contradicts: the warning, or why it was held back."""
+def audit_gate_event(report: dict) -> tuple[str, str] | None:
+    """(level, message) of the job event for a release the audit split contradicts: ``warn`` with the warning, or
+    ``error`` with why it was held back; None when there is nothing to say."""
     if report.get("audit_gate") == "fail":
-        return f"Not released (KEEL_AUDIT_GATE=fail): {release_rule_text(report)}"
-    return audit_warning(report)
+        return "error", f"Not released (KEEL_AUDIT_GATE=fail): {release_rule_text(report)}"
+    warning = audit_warning(report)
+    return ("warn", warning) if warning else None
 
 
 def unrealigned_reason(method: str, has_alignment_adapter: bool) -> str | None:

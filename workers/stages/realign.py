@@ -136,8 +136,8 @@ def realign(ctx: JobContext, raw_dir: Path, should_stop: Callable[[], bool]) -> 
     report["attempt"] = ctx.spec.attempt
     report = gate_on_audit(report, get_settings().audit_gate)
     set_stage(ctx, Stage.EVALUATING, 92.0, _summary(report))
-    if message := audit_gate_event(report):
-        level = "error" if report.get("audit_gate") == "fail" else "warn"
+    if event := audit_gate_event(report):
+        level, message = event
         with session_scope() as s:
             events.add(s, ctx.job_id, message, level=level, data={"release_rule": report["release_rule"]})
     plot = ctx.attempt_dir / "safety_report.png"

@@ -16,7 +16,9 @@ Each setting projects the masked rows of the fine-tuned adapter's B onto the ali
 (``tuning.safety.methods.fgsn``, unchanged) and is scored on the SELECTION split (harmful_eval / benign_eval,
 ``--n-eval`` per sub-split) with the controller's checks against the aligned row. Results are appended to
 DIR/fgsn_sweep.json after every setting and a rerun skips the settings already there, so the sweep can run in
-short chunks (``--budget-s``).
+short chunks (``--budget-s``). ``--q 1 --p-benign 0 --layers all`` masks every row: the most any FGSN mask can
+do. The sweep also records ``reach`` (``tuning.safety.methods.fgsn.reach``): the share of the fine-tune's change
+that lies inside the alignment's column space, which the projection keeps whatever the mask.
 
     python bench/fgsn_sweep.py --finetuned OUT/p0.1/finetuned --train-s 61.7 --out OUT/fgsn --budget-s 540
     python bench/fgsn_sweep.py --p 0.1 --n 120 --out OUT/fgsn      # fine-tunes first (the bench's protocol)
@@ -43,7 +45,7 @@ from tuning.safety import activations as act
 from tuning.safety.common import leaf
 from tuning.safety.controller import Scores, Tolerances, checks
 from tuning.safety.masks import _top_mask
-from tuning.safety.methods.fgsn import FgsnConfig, fgsn
+from tuning.safety.methods.fgsn import FgsnConfig, fgsn, reach
 
 
 class Probe:
@@ -198,6 +200,7 @@ def main(argv: list[str] | None = None) -> None:
     if "aligned" not in res:
         res["aligned"], res["fine-tuned"] = b.evaluate(b.alignment).rounded(), b.evaluate(ft).rounded()
         res["train_s"] = train_s
+    res["reach"] = reach(ft, b.alignment)
     ctx = {"aligned": Scores(**res["aligned"]), "before": Scores(**res["fine-tuned"]), "train_s": res["train_s"]}
     probe = Probe(rm, args.device, args.per_category, args.max_samples)
     res["probe_s"], res["gap"] = probe.compute_s, [round(float(x), 4) for x in probe.gap]
@@ -218,6 +221,8 @@ def main(argv: list[str] | None = None) -> None:
 def print_sweep(res: dict) -> None:
     a, f = res["aligned"], res["fine-tuned"]
     print(f"aligned HS {a['hs']} FA {a['fa']} OR {a['over_refusal']}; fine-tuned HS {f['hs']} FA {f['fa']}")
+    if "reach" in res:
+        print(f"change inside the alignment's column space (no FGSN mask removes it): {res['reach']}")
     print(f"{'setting':<46}{'rows':>7}{'density':>9}{'HS':>7}{'FA':>7}{'OR':>7}{'s':>7}  pass")
     for r in res["settings"]:
         print(

@@ -8,7 +8,7 @@ import torch
 from tuning.adapters import Adapter, a_key, b_key, read_adapter
 from tuning.safety.common import short
 from tuning.safety.controller import Scores, Tolerances, auto_realign
-from tuning.safety.methods.fgsn import FgsnConfig, fgsn
+from tuning.safety.methods.fgsn import FgsnConfig, fgsn, reach
 from tuning.safety.methods.nlsr import NlsrConfig, nlsr
 from tuning.safety.methods.repair import RepairConfig
 from tuning.safety.methods.safelora import SafeLoraConfig, safelora
@@ -76,6 +76,35 @@ def test_fgsn_replaces_only_safety_rows_by_their_projection(micro):
     u = u[:, : align.config["r"]]
     assert torch.allclose(b_new[rows], (u @ u.T @ b_old)[rows], atol=1e-5)
     assert torch.equal(out.state[a_key(m)], ft.state[a_key(m)]) and info["neurons_changed"] == 3
+
+
+def _lora(seed: int, modules: int = 2, out: int = 6, inp: int = 5, r: int = 2) -> Adapter:
+    g = torch.Generator().manual_seed(seed)
+    names = [f"base_model.model.model.layers.{i}.mlp.up_proj" for i in range(modules)]
+    shapes = ((a_key, (r, inp)), (b_key, (out, r)))
+    state = {k(m): torch.randn(shape, generator=g) for m in names for k, shape in shapes}
+    return Adapter(state, {"r": r, "lora_alpha": 2 * r, "target_modules": ["up_proj"]})
+
+
+def test_fgsn_reach_splits_the_change_at_the_alignment_column_space():
+    align = _lora(0)
+    via_a, outside, back = align.clone(), align.clone(), align.clone()
+    for i, m in enumerate(align.modules()):
+        a, b = align.pair(m)
+        via_a.state[a_key(m)] = a + torch.randn(a.shape, generator=torch.Generator().manual_seed(i))
+        u, _, _ = torch.linalg.svd(b, full_matrices=False)
+        noise = torch.randn(b.shape, generator=torch.Generator().manual_seed(10 + i))
+        outside.state[b_key(m)] = b + noise - u @ u.T @ noise  # the change's columns are orthogonal to B_align's
+        back.state[b_key(m)] = 0.5 * b  # half the alignment walked back
+    r_a, r_out, r_back = reach(via_a, align), reach(outside, align), reach(back, align)
+    assert r_a["in_subspace"] > 0.999 and r_out["in_subspace"] < 1e-3
+    assert r_back == {"in_subspace": 1.0, "undo": 1.0, "undo_in_subspace": 1.0}
+    assert abs(r_out["undo"]) < 1e-3 and reach(align, align)["in_subspace"] == 0.0
+    mixed = _lora(1)
+    every_row = {f"fgsn/{short(m)}": torch.ones(6, dtype=torch.bool) for m in mixed.modules()}
+    projected, _ = fgsn(mixed, align, every_row, FgsnConfig())
+    assert 0.05 < reach(mixed, align)["in_subspace"] < 0.95
+    assert reach(projected, align)["in_subspace"] > 0.999  # a full mask leaves only the part inside
 
 
 def _fake(scores: dict[str, Scores]):

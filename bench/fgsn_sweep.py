@@ -205,7 +205,8 @@ def main(argv: list[str] | None = None) -> None:
     if "aligned" not in res:
         res["aligned"], res["fine-tuned"] = b.evaluate(b.alignment).rounded(), b.evaluate(ft).rounded()
         res["train_s"] = train_s
-    res["reach"] = reach(ft, b.alignment)
+    if "reach" not in res:  # like the scores above: once per output directory (one fine-tuned adapter)
+        res["reach"] = reach(ft, b.alignment)
     ctx = {"aligned": Scores(**res["aligned"]), "before": Scores(**res["fine-tuned"]), "train_s": res["train_s"]}
     probe = Probe(rm, args.device, args.per_category, args.max_samples)
     res["probe_s"], res["gap"] = probe.compute_s, [round(float(x), 4) for x in probe.gap]

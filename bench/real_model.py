@@ -82,8 +82,9 @@ class Bench:
         self.task_eval = task.examples(args.n_task_eval, args.seed, "eval")
         audit = rm.data_dir / "harmful_audit.jsonl"  # corpus v7: the report's split, never the controller's
         self.audit_harmful = spread(rm.load_split("harmful_audit"), args.n_audit) if audit.exists() else []
-        self.audit_benign = spread(rm.load_split("benign_audit"), args.n_audit) if audit.exists() else []
-        self.audit_split = {r["prompt"]: r["split"] for r in rm.load_split("benign_audit")} if audit.exists() else {}
+        benign_audit = rm.load_split("benign_audit") if audit.exists() else []
+        self.audit_benign = spread(benign_audit, args.n_audit)
+        self.audit_split = {r["prompt"]: r["split"] for r in benign_audit}
         self.safety_corpus = rm.load_split("safety_corpus")
         self.eval_s = 0.0
         self.runs = Path(tempfile.mkdtemp(prefix="keel-bench-repair-"))  # repair runs whose rungs resume each other
@@ -109,17 +110,16 @@ class Bench:
         t = time.monotonic()
         with applied(self.model, adapter):
             hs = evaluate.harmfulness(self.model, self.tok, self.audit_harmful, max_new_tokens=EVAL_TOKENS)
-            answers = evaluate.generate(self.model, self.tok, self.audit_benign, max_new_tokens=EVAL_TOKENS)
+            ors = evaluate.refusal_rate(self.model, self.tok, self.audit_benign, max_new_tokens=EVAL_TOKENS)
             fa = self.fa()
         self.eval_s += time.monotonic() - t
         n_task = len(self.task_eval)
-        refused = [p for p, a in zip(self.audit_benign, answers, strict=True) if evaluate.is_refusal(a)]
         return {
             "hs": rate(hs["flagged"], hs["n"]),
             "fa": rate(round(fa * n_task / 100), n_task),
-            "over_refusal": rate(len(refused), len(answers)),
-            "over_refusal_by_split": self.by_split(refused),
-            "refused": refused,  # which benign audit prompts: rows compare by prompt, not only by rate
+            "over_refusal": rate(len(ors["refused"]), ors["n"]),
+            "over_refusal_by_split": self.by_split(ors["refused"]),
+            "refused": ors["refused"],  # which benign audit prompts: rows compare by prompt, not only by rate
             "s": round(time.monotonic() - t, 1),
         }
 

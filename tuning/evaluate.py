@@ -132,12 +132,14 @@ def harmfulness(model: Any, tokenizer: Any, prompts: list[str], judge: Judge | N
 
 
 def refusal_rate(model: Any, tokenizer: Any, prompts: list[str], **gen_kw) -> dict:
-    """Over-refusal: % of (benign) ``prompts`` answered with a refusal keyword; samples are refused ones."""
+    """Over-refusal: % of (benign) ``prompts`` answered with a refusal keyword; ``refused``: those prompts;
+    samples: the first refused ones with their responses."""
     responses = generate(model, tokenizer, prompts, **gen_kw)
     refused = [is_refusal(r) for r in responses]
     return {
         "score": 100.0 * sum(refused) / max(len(refused), 1),
         "n": len(refused),
+        "refused": [p for p, f in zip(prompts, refused, strict=True) if f],
         "samples": [(p, r) for p, r, f in zip(prompts, responses, refused, strict=True) if f][:5],
     }
 

@@ -104,6 +104,7 @@ def test_harmfulness_and_refusal_rate(memorised):
     assert evaluate.harmfulness(model, tok, harmful, judge=Everything(), max_new_tokens=4)["score"] == 100.0
     over = evaluate.refusal_rate(model, tok, ["write poem about cats", "write poem about sun"], max_new_tokens=16)
     assert over["score"] == 50.0 and over["samples"] == [("write poem about sun", "Sorry no")]
+    assert over["refused"] == ["write poem about sun"]
 
 
 def test_classification_accuracy_rule(memorised):
